@@ -1,0 +1,248 @@
+// Package broker connects the services and the ledger through NATS
+// JetStream: it starts the embedded server, defines the event stream, and
+// provides the publisher the services use and the consumer loop that feeds
+// the ledger.
+//
+// Subjects are "sal.events.<type>.<supplier id>" ("_registry" for key
+// registry events), in one stream, SAL_EVENTS, kept on file. The event id is
+// the JetStream message id, so a republished event is dropped by JetStream
+// within the duplicate window and by the ledger after it.
+//
+// Durability: the embedded server runs with sync_always, so a publish is
+// acknowledged only once the message is fsynced to the stream's file. An
+// external cluster is expected to replicate the stream three times instead.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+)
+
+// StreamName is the one stream every event travels on.
+const StreamName = "SAL_EVENTS"
+
+// SubjectPrefix begins every event subject.
+const SubjectPrefix = "sal.events"
+
+// LedgerConsumer is the durable consumer the ledger reads with.
+const LedgerConsumer = "ledger"
+
+// DuplicateWindow is how long JetStream remembers message ids.
+const DuplicateWindow = 10 * time.Minute
+
+// Subject is where an event of type t about supplierID is published.
+func Subject(t pb.EventType, supplierID string) string {
+	name := strings.ToLower(strings.TrimPrefix(t.String(), "EVENT_TYPE_"))
+	if supplierID == "" {
+		supplierID = "_registry"
+	}
+	return SubjectPrefix + "." + name + "." + supplierID
+}
+
+// EmbeddedConfig configures the in-process NATS server.
+type EmbeddedConfig struct {
+	StoreDir string // JetStream file store directory
+	// Listen is host:port for outside clients; empty means in-process only.
+	Listen string
+	// SyncAlways fsyncs every stored message before acknowledging it.
+	SyncAlways bool
+}
+
+// StartEmbedded starts an in-process NATS server with JetStream and waits
+// until it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "sal-embedded",
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		SyncAlways: cfg.SyncAlways,
+		DontListen: cfg.Listen == "",
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: embedded server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("broker: embedded server not ready after 10s")
+	}
+	return srv, nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := strings.LastIndex(hp, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("broker: listen address %q is not host:port", hp)
+	}
+	var port int
+	if _, err := fmt.Sscanf(hp[i+1:], "%d", &port); err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("broker: listen address %q has no valid port", hp)
+	}
+	return hp[:i], port, nil
+}
+
+// ConnectEmbedded opens an in-process client connection to srv.
+func ConnectEmbedded(srv *server.Server, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name(name))
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect in-process: %w", err)
+	}
+	return nc, nil
+}
+
+// Connect dials an external NATS server or cluster. Reconnection is
+// unlimited: a service keeps trying while the broker is away.
+func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}, extra...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// EnsureStream creates or updates the event stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "signed accountability events, one subject per event type and supplier",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  DuplicateWindow,
+		Replicas:    replicas,
+		MaxMsgSize:  128 << 10,
+		Discard:     jetstream.DiscardNew,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: ensure stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}
+
+// Publisher publishes sealed envelopes.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a publisher on js.
+func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
+
+// ErrUnavailable means the broker did not acknowledge the event: it may or
+// may not have been stored, and publishing it again (same id) is safe.
+var ErrUnavailable = errors.New("broker: event stream unavailable")
+
+// Publish sends raw with its event id as the message id and returns once
+// JetStream has acknowledged storing it (or dropping it as a duplicate).
+func (p *Publisher) Publish(ctx context.Context, subject, eventID string, raw []byte) error {
+	_, err := p.js.Publish(ctx, subject, raw,
+		jetstream.WithMsgID(eventID),
+		jetstream.WithExpectStream(StreamName),
+		jetstream.WithRetryAttempts(3),
+	)
+	if err != nil {
+		return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, eventID, err)
+	}
+	return nil
+}
+
+// Appender is what the consumer feeds: the ledger's Append.
+type Appender interface {
+	Append(ctx context.Context, raws [][]byte) error
+}
+
+// AppendFunc adapts a function to Appender.
+type AppendFunc func(ctx context.Context, raws [][]byte) error
+
+// Append calls f.
+func (f AppendFunc) Append(ctx context.Context, raws [][]byte) error { return f(ctx, raws) }
+
+// Consume feeds the stream to app through the durable pull consumer, in
+// batches of up to maxBatch, acknowledging a batch only after app returned
+// nil for it. It returns when ctx ends.
+func Consume(ctx context.Context, js jetstream.JetStream, app Appender, maxBatch int, log *slog.Logger) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable:       LedgerConsumer,
+		Description:   "the ledger: acks after its bbolt transaction commits",
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4 * maxBatch,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: ledger consumer: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, 2*maxBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(maxBatch))
+	if err != nil {
+		return fmt.Errorf("broker: consume: %w", err)
+	}
+	defer cc.Stop()
+
+	batch := make([]jetstream.Msg, 0, maxBatch)
+	raws := make([][]byte, 0, maxBatch)
+	for {
+		batch, raws = batch[:0], raws[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			batch = append(batch, m)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		for _, m := range batch {
+			raws = append(raws, m.Data())
+		}
+		if err := app.Append(ctx, raws); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Error("ledger append failed; batch will be redelivered", "batch", len(batch), "err", err)
+			for _, m := range batch {
+				_ = m.NakWithDelay(time.Second)
+			}
+			continue
+		}
+		if err := batch[len(batch)-1].Ack(); err != nil {
+			// The batch is committed; a lost ack only means a redelivery,
+			// which the ledger recognises as duplicates.
+			log.Warn("ack after commit failed", "err", err)
+		}
+	}
+}

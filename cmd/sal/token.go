@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/supplier-accountability/sal/auth"
+)
+
+func runToken(args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("token", stderr)
+	dataDir := stringFlag(fs, "data", "SAL_DATA", "./data", "data directory")
+	role := fs.String("role", "", "commercial, auditor or supplier:<id>")
+	name := fs.String("name", "", "who the token is for, recorded on every event they cause")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, supplierID, err := auth.ParseRole(*role)
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		*name = *role
+	}
+	store, err := auth.OpenStore(filepath.Join(*dataDir, "tokens.json"))
+	if err != nil {
+		return err
+	}
+	tok, err := store.Issue(auth.Principal{Role: r, SupplierID: supplierID, Name: *name})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", tok)
+	fmt.Fprintf(stderr, "token for %s issued; it is shown only now. A running system picks it up within a second.\n", *role)
+	return nil
+}

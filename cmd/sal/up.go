@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/supplier-accountability/sal/system"
+)
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("up", stderr)
+	dataDir := stringFlag(fs, "data", "SAL_DATA", "./data", "data directory: ledger file, NATS store, keys, tokens")
+	httpAddr := stringFlag(fs, "http", "SAL_HTTP", "127.0.0.1:8080", "address the HTTP API listens on")
+	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
+	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
+	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	switch *logFormat {
+	case "json":
+		handler = slog.NewJSONHandler(stderr, nil)
+	case "text":
+	default:
+		return fmt.Errorf("-log must be text or json, got %q", *logFormat)
+	}
+	logger := slog.New(handler)
+
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *httpAddr, err)
+	}
+	sys, err := system.Start(ctx, system.Config{
+		DataDir:    *dataDir,
+		NATSURL:    *natsURL,
+		NATSListen: *natsListen,
+		Logger:     logger,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer sys.Close()
+
+	srv := &http.Server{Handler: sys.Handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	broker := "embedded NATS JetStream (store " + *dataDir + "/nats)"
+	if *natsURL != "" {
+		broker = "NATS at " + *natsURL
+	} else if *natsListen != "" {
+		broker += ", clients on nats://" + *natsListen
+	}
+	fmt.Fprintf(stdout, "sal is up\n  API:     http://%s\n  data:    %s (ledger %s/ledger.db)\n  broker:  %s\n", ln.Addr(), *dataDir, *dataDir, broker)
+	if len(sys.DemoTokens) > 0 {
+		fmt.Fprintln(stdout, "\nDemo credentials, shown this once (only their hashes are kept):")
+		for _, t := range sys.DemoTokens {
+			fmt.Fprintf(stdout, "  %-26s %s\n", t.Role, t.Token)
+		}
+	} else {
+		fmt.Fprintln(stdout, "  tokens:  kept from an earlier start (issue more with: sal token -role ...)")
+	}
+	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	fmt.Fprintln(stdout, "stopping...")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	if err := sys.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	fmt.Fprintln(stdout, "stopped cleanly")
+	return nil
+}

@@ -1,0 +1,319 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/scorecard"
+)
+
+// QuarantineRecord is a refused message, kept with the reason it was refused.
+type QuarantineRecord struct {
+	Seq        uint64    `json:"seq"`
+	EventID    string    `json:"event_id,omitempty"`
+	KeyID      string    `json:"key_id,omitempty"`
+	SupplierID string    `json:"supplier_id,omitempty"`
+	Type       string    `json:"type,omitempty"`
+	Code       string    `json:"code"`
+	Reason     string    `json:"reason"`
+	ReceivedAt time.Time `json:"received_at"`
+	Raw        []byte    `json:"raw"`
+}
+
+// reasonCode classifies a refusal for metrics and for auditors.
+func reasonCode(err error) string {
+	switch {
+	case errors.Is(err, envelope.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, envelope.ErrUnknownType):
+		return "unknown_type"
+	case errors.Is(err, envelope.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, envelope.ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, keys.ErrUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, keys.ErrRetiredKey):
+		return "retired_key"
+	case errors.Is(err, keys.ErrOutsideAuthority):
+		return "outside_authority"
+	case errors.Is(err, keys.ErrBadRegistryChange):
+		return "bad_registry_change"
+	case errors.Is(err, ErrFutureEvent):
+		return "future_event"
+	case errors.Is(err, ErrIDReused):
+		return "id_reused"
+	}
+	return "refused"
+}
+
+// batch is the state of one Append transaction.
+type batch struct {
+	tx    *bolt.Tx
+	reg   *keys.Registry
+	head  head
+	now   time.Time
+	cards map[string]*scorecard.Card
+	regUp bool
+}
+
+// Append stores a batch of raw envelopes in one bbolt transaction and
+// returns what became of each, in order. An error means nothing of the batch
+// was stored (the caller must not acknowledge any of it); refusals of single
+// messages are not errors but quarantine records.
+func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	results := make([]Result, len(raws))
+	reg := l.reg.Clone()
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}}
+		for i, raw := range raws {
+			r, err := b.appendOne(raw)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+		}
+		return b.finish()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: append batch of %d: %w", len(raws), err)
+	}
+	l.reg = reg
+	l.notify(results)
+	return results, nil
+}
+
+func (b *batch) appendOne(raw []byte) (Result, error) {
+	o, err := envelope.Open(raw)
+	if err != nil {
+		return b.quarantine(raw, nil, err)
+	}
+	id := o.Event.EventId
+	if v := b.tx.Bucket(bucketEventIDs).Get([]byte(id)); v != nil {
+		seq := beUint64(v)
+		stored, err := decodeEntry(seq, b.tx.Bucket(bucketEvents).Get(v))
+		if err != nil {
+			return Result{}, err
+		}
+		if sha256.Sum256(stored.Envelope) != sha256.Sum256(raw) {
+			return b.quarantine(raw, o, fmt.Errorf("%w: %s is already stored at seq %d", ErrIDReused, id, seq))
+		}
+		return Result{EventID: id, Seq: seq, Duplicate: true}, nil
+	}
+	if err := b.reg.Check(o); err != nil {
+		return b.quarantine(raw, o, err)
+	}
+	if at := o.OccurredAt(); at.After(b.now.Add(MaxClockSkew)) {
+		return b.quarantine(raw, o, fmt.Errorf("%w: %s claims %s, ledger clock %s", ErrFutureEvent, id, at.Format(time.RFC3339), b.now.UTC().Format(time.RFC3339)))
+	}
+	seq := b.head.seq + 1
+	at := b.now.UnixNano()
+	hash := EntryHash(seq, at, b.head.hash, raw)
+	if err := b.tx.Bucket(bucketEvents).Put(u64(seq), encodeEntry(at, b.head.hash, hash, raw)); err != nil {
+		return Result{}, fmt.Errorf("put event seq %d: %w", seq, err)
+	}
+	if err := b.tx.Bucket(bucketEventIDs).Put([]byte(id), u64(seq)); err != nil {
+		return Result{}, fmt.Errorf("put event id %s: %w", id, err)
+	}
+	b.head = head{seq: seq, hash: hash}
+	if o.Event.SupplierId == "" {
+		b.reg.Apply(o, seq)
+		b.regUp = true
+		return Result{EventID: id, Seq: seq}, nil
+	}
+	card, err := b.card(o.Event.SupplierId)
+	if err != nil {
+		return Result{}, err
+	}
+	scorecard.Apply(card, seq, o.Event, o.Payload)
+	return Result{EventID: id, Seq: seq}, nil
+}
+
+func (b *batch) card(supplierID string) (*scorecard.Card, error) {
+	if c, ok := b.cards[supplierID]; ok {
+		return c, nil
+	}
+	c := scorecard.New(supplierID)
+	if v := b.tx.Bucket(bucketScorecards).Get([]byte(supplierID)); v != nil {
+		var err error
+		if c, err = scorecard.Decode(v); err != nil {
+			return nil, fmt.Errorf("supplier %s: %w", supplierID, err)
+		}
+	}
+	b.cards[supplierID] = c
+	return c, nil
+}
+
+func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result, error) {
+	digest := sha256.Sum256(raw)
+	r := Result{Quarantined: true, Reason: cause.Error()}
+	if o != nil {
+		r.EventID = o.Event.EventId
+	}
+	if v := b.tx.Bucket(bucketQDigests).Get(digest[:]); v != nil {
+		return r, nil // the same bad message again: kept once
+	}
+	meta := b.tx.Bucket(bucketMeta)
+	var qseq uint64 = 1
+	if v := meta.Get(keyQHead); len(v) == 8 {
+		qseq = beUint64(v) + 1
+	}
+	rec := QuarantineRecord{Seq: qseq, Code: reasonCode(cause), Reason: cause.Error(), ReceivedAt: b.now.UTC(), Raw: raw}
+	if o != nil {
+		rec.EventID, rec.KeyID, rec.SupplierID, rec.Type = o.Event.EventId, o.Event.KeyId, o.Event.SupplierId, o.Event.Type.String()
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode quarantine record: %w", err)
+	}
+	if err := b.tx.Bucket(bucketQuarantine).Put(u64(qseq), v); err != nil {
+		return Result{}, fmt.Errorf("put quarantine %d: %w", qseq, err)
+	}
+	if err := b.tx.Bucket(bucketQDigests).Put(digest[:], u64(qseq)); err != nil {
+		return Result{}, err
+	}
+	if rec.EventID != "" {
+		if err := b.tx.Bucket(bucketQEventIDs).Put([]byte(rec.EventID), u64(qseq)); err != nil {
+			return Result{}, err
+		}
+	}
+	return r, meta.Put(keyQHead, u64(qseq))
+}
+
+func (b *batch) finish() error {
+	for id, c := range b.cards {
+		v, err := scorecard.Encode(c)
+		if err != nil {
+			return err
+		}
+		if err := b.tx.Bucket(bucketScorecards).Put([]byte(id), v); err != nil {
+			return fmt.Errorf("put scorecard %s: %w", id, err)
+		}
+	}
+	if b.regUp {
+		for _, a := range b.reg.Keys() {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := b.tx.Bucket(bucketRegistry).Put([]byte(a.KeyID), v); err != nil {
+				return err
+			}
+		}
+	}
+	h := make([]byte, 0, 40)
+	h = append(h, u64(b.head.seq)...)
+	h = append(h, b.head.hash[:]...)
+	return b.tx.Bucket(bucketMeta).Put(keyHead, h)
+}
+
+func beUint64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+func (l *Ledger) notify(results []Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	for _, r := range results {
+		if r.EventID == "" {
+			continue
+		}
+		for _, ch := range l.waiters[r.EventID] {
+			ch <- r
+		}
+		delete(l.waiters, r.EventID)
+	}
+	close(l.updated)
+	l.updated = make(chan struct{})
+}
+
+// Wait blocks until the event with the given id has been appended (or
+// quarantined) and returns what became of it. It returns at once when that
+// already happened.
+func (l *Ledger) Wait(ctx context.Context, eventID string) (Result, error) {
+	ch := make(chan Result, 1)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return Result{}, ErrClosed
+	}
+	l.waiters[eventID] = append(l.waiters[eventID], ch)
+	closed := l.updated
+	l.mu.Unlock()
+	defer l.dropWaiter(eventID, ch)
+
+	if r, ok, err := l.Lookup(eventID); err != nil || ok {
+		return r, err
+	}
+	for {
+		select {
+		case r := <-ch:
+			return r, nil
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-closed:
+			l.mu.Lock()
+			isClosed := l.closed
+			closed = l.updated
+			l.mu.Unlock()
+			if isClosed {
+				return Result{}, ErrClosed
+			}
+		}
+	}
+}
+
+func (l *Ledger) dropWaiter(eventID string, ch chan Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ws := l.waiters[eventID]
+	for i, w := range ws {
+		if w == ch {
+			l.waiters[eventID] = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(l.waiters[eventID]) == 0 {
+		delete(l.waiters, eventID)
+	}
+}
+
+// Lookup says what became of an event id: appended (with its seq),
+// quarantined (with the reason), or not seen (ok false).
+func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketEventIDs).Get([]byte(eventID)); v != nil {
+			r, ok = Result{EventID: eventID, Seq: beUint64(v)}, true
+			return nil
+		}
+		if v := tx.Bucket(bucketQEventIDs).Get([]byte(eventID)); v != nil {
+			var rec QuarantineRecord
+			if err := json.Unmarshal(tx.Bucket(bucketQuarantine).Get(v), &rec); err != nil {
+				return fmt.Errorf("quarantine %d: %w", beUint64(v), err)
+			}
+			r, ok = Result{EventID: eventID, Quarantined: true, Reason: rec.Reason}, true
+		}
+		return nil
+	})
+	return r, ok, err
+}

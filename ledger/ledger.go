@@ -1,0 +1,243 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+)
+
+const formatVersion = "1"
+
+// entryLabel is the domain-separation prefix of the hash chain.
+const entryLabel = "sal/entry/v1\n"
+
+// MaxClockSkew is how far in the future an event may claim to have occurred,
+// relative to the ledger's clock, before it is quarantined.
+const MaxClockSkew = 5 * time.Minute
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketEvents     = []byte("events")
+	bucketEventIDs   = []byte("event_ids")
+	bucketQuarantine = []byte("quarantine")
+	bucketQDigests   = []byte("q_digests")
+	bucketQEventIDs  = []byte("q_event_ids")
+	bucketRegistry   = []byte("registry")
+	bucketScorecards = []byte("scorecards")
+
+	keyFormat    = []byte("format")
+	keyRootKeyID = []byte("root_key_id")
+	keyHead      = []byte("head")
+	keyQHead     = []byte("qhead")
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound     = errors.New("ledger: not found")
+	ErrWrongRoot    = errors.New("ledger: file trusts another registry root key")
+	ErrChainBroken  = errors.New("ledger: hash chain broken")
+	ErrClosed       = errors.New("ledger: closed")
+	ErrQuarantined  = errors.New("ledger: event quarantined")
+	ErrFutureEvent  = errors.New("ledger: event occurred in the future")
+	ErrIDReused     = errors.New("ledger: event id reused with different content")
+	ErrBadEntry     = errors.New("ledger: stored entry malformed")
+	ErrStoredFormat = errors.New("ledger: unsupported file format")
+)
+
+// Result says what became of one appended message.
+type Result struct {
+	EventID     string `json:"event_id,omitempty"`
+	Seq         uint64 `json:"seq,omitempty"`
+	Duplicate   bool   `json:"duplicate,omitempty"`
+	Quarantined bool   `json:"quarantined,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Ledger is an open ledger file. It is safe for concurrent use; appends are
+// serialized.
+type Ledger struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	appendMu sync.Mutex // serializes Append and RebuildProjections
+	reg      *keys.Registry
+
+	mu      sync.Mutex
+	waiters map[string][]chan Result
+	updated chan struct{} // closed and replaced after every commit
+	closed  bool
+}
+
+// Options tune Open.
+type Options struct {
+	// Now is the ledger's clock, used for appended_at and the future-event
+	// check. Default time.Now.
+	Now func() time.Time
+	// NoSync skips fsync on commit. Only benchmarks of the raw cost set it.
+	NoSync bool
+}
+
+// Open opens (creating if needed) the ledger file at path, trusting the
+// registry root key root. A file created for another root is refused.
+func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("ledger: open %s: another process holds it (is the system already running?)", path)
+		}
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	l := &Ledger{db: db, now: opts.Now, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
+	rootID := envelope.KeyID(root)
+	reg := keys.NewRegistry(root)
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch f := meta.Get(keyFormat); {
+		case f == nil:
+			if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+				return err
+			}
+			if err := meta.Put(keyRootKeyID, []byte(rootID)); err != nil {
+				return err
+			}
+		case string(f) != formatVersion:
+			return fmt.Errorf("%w: %q", ErrStoredFormat, f)
+		case string(meta.Get(keyRootKeyID)) != rootID:
+			return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, meta.Get(keyRootKeyID), rootID)
+		}
+		return tx.Bucket(bucketRegistry).ForEach(func(k, v []byte) error {
+			var a keys.Authority
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("registry entry %s: %w", k, err)
+			}
+			reg.Restore(a)
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	l.reg = reg
+	return l, nil
+}
+
+// Close closes the file and wakes every waiter with ErrClosed.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.updated)
+	}
+	l.mu.Unlock()
+	return l.db.Close()
+}
+
+// Path is the file the ledger lives in.
+func (l *Ledger) Path() string { return l.db.Path() }
+
+// Registry returns a copy of the key registry in force at the head.
+func (l *Ledger) Registry() *keys.Registry {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.reg.Clone()
+}
+
+// Updated returns a channel closed at the next commit (or at Close).
+func (l *Ledger) Updated() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.updated
+}
+
+func u64(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+// EntryHash computes the hash chain link of one entry (see doc.go).
+func EntryHash(seq uint64, appendedAt int64, prev [32]byte, env []byte) [32]byte {
+	envSum := sha256.Sum256(env)
+	h := sha256.New()
+	h.Write([]byte(entryLabel))
+	h.Write(u64(seq))
+	h.Write(u64(uint64(appendedAt)))
+	h.Write(prev[:])
+	h.Write(envSum[:])
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func encodeEntry(appendedAt int64, prev, hash [32]byte, env []byte) []byte {
+	b := make([]byte, 0, 1+8+32+32+len(env))
+	b = append(b, 1)
+	b = append(b, u64(uint64(appendedAt))...)
+	b = append(b, prev[:]...)
+	b = append(b, hash[:]...)
+	return append(b, env...)
+}
+
+// Entry is one stored event.
+type Entry struct {
+	Seq        uint64
+	AppendedAt time.Time
+	PrevHash   [32]byte
+	Hash       [32]byte
+	Envelope   []byte
+}
+
+func decodeEntry(seq uint64, v []byte) (Entry, error) {
+	if len(v) < 1+8+32+32 || v[0] != 1 {
+		return Entry{}, fmt.Errorf("%w: seq %d", ErrBadEntry, seq)
+	}
+	e := Entry{Seq: seq, AppendedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC()}
+	copy(e.PrevHash[:], v[9:41])
+	copy(e.Hash[:], v[41:73])
+	e.Envelope = bytes.Clone(v[73:])
+	return e, nil
+}
+
+type head struct {
+	seq  uint64
+	hash [32]byte
+}
+
+func readHead(tx *bolt.Tx) head {
+	var h head
+	if v := tx.Bucket(bucketMeta).Get(keyHead); len(v) == 40 {
+		h.seq = binary.BigEndian.Uint64(v[:8])
+		copy(h.hash[:], v[8:])
+	}
+	return h
+}
+
+// Head is the sequence number and entry hash of the last entry.
+func (l *Ledger) Head() (seq uint64, hash [32]byte, err error) {
+	err = l.db.View(func(tx *bolt.Tx) error {
+		h := readHead(tx)
+		seq, hash = h.seq, h.hash
+		return nil
+	})
+	return seq, hash, err
+}

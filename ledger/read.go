@@ -1,0 +1,234 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/scorecard"
+)
+
+// pageSize bounds how many entries one read transaction visits during long
+// scans, so no read transaction stays open for long.
+const pageSize = 2048
+
+// Scorecard returns the stored projection of one supplier, as JSON.
+func (l *Ledger) Scorecard(supplierID string) ([]byte, error) {
+	var out []byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketScorecards).Get([]byte(supplierID))
+		if v == nil {
+			return fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// Card returns the decoded scorecard of one supplier.
+func (l *Ledger) Card(supplierID string) (*scorecard.Card, error) {
+	b, err := l.Scorecard(supplierID)
+	if err != nil {
+		return nil, err
+	}
+	return scorecard.Decode(b)
+}
+
+// Suppliers lists the ids of every supplier with a scorecard, in order.
+func (l *Ledger) Suppliers() ([]string, error) {
+	var ids []string
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketScorecards).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// Entries returns up to limit entries starting at sequence from.
+func (l *Ledger) Entries(from uint64, limit int) ([]Entry, error) {
+	if from == 0 {
+		from = 1
+	}
+	var out []Entry
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(u64(from)); k != nil && len(out) < limit; k, v = c.Next() {
+			e, err := decodeEntry(beUint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Scan calls fn for every entry from sequence 1 to the head at the time of
+// the call, paging through the log in short read transactions.
+func (l *Ledger) Scan(ctx context.Context, fn func(Entry) error) error {
+	last, _, err := l.Head()
+	if err != nil {
+		return err
+	}
+	for from := uint64(1); from <= last; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := l.Entries(from, pageSize)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return fmt.Errorf("%w: log ends at %d, head says %d", ErrChainBroken, from-1, last)
+		}
+		for _, e := range page {
+			if e.Seq > last {
+				return nil
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		from = page[len(page)-1].Seq + 1
+	}
+	return nil
+}
+
+// Quarantine returns up to limit quarantine records starting at from.
+func (l *Ledger) Quarantine(from uint64, limit int) ([]QuarantineRecord, error) {
+	if from == 0 {
+		from = 1
+	}
+	var out []QuarantineRecord
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketQuarantine).Cursor()
+		for k, v := c.Seek(u64(from)); k != nil && len(out) < limit; k, v = c.Next() {
+			var rec QuarantineRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("quarantine %d: %w", beUint64(k), err)
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ChainError locates the first entry where verification failed.
+type ChainError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *ChainError) Error() string { return fmt.Sprintf("ledger: seq %d: %v", e.Seq, e.Err) }
+func (e *ChainError) Unwrap() error { return e.Err }
+
+// Verify walks the whole log: every sequence number present and in order,
+// every entry hash recomputed and chained, every signature checked against
+// the registry as it stood at that entry (rebuilt from the log, trusting only
+// the root key this file was opened with). It returns the number of entries
+// checked, or a *ChainError naming the first bad one.
+func (l *Ledger) Verify(ctx context.Context) (uint64, error) {
+	reg := keys.NewRegistry(l.rootKey())
+	var prev [32]byte
+	var want uint64 = 1
+	err := l.Scan(ctx, func(e Entry) error {
+		if e.Seq != want {
+			return &ChainError{Seq: want, Err: fmt.Errorf("%w: entry missing, next is %d", ErrChainBroken, e.Seq)}
+		}
+		if e.PrevHash != prev {
+			return &ChainError{Seq: e.Seq, Err: fmt.Errorf("%w: previous hash does not match entry %d", ErrChainBroken, e.Seq-1)}
+		}
+		if EntryHash(e.Seq, e.AppendedAt.UnixNano(), e.PrevHash, e.Envelope) != e.Hash {
+			return &ChainError{Seq: e.Seq, Err: fmt.Errorf("%w: entry hash does not match its content", ErrChainBroken)}
+		}
+		o, err := envelope.Open(e.Envelope)
+		if err != nil {
+			return &ChainError{Seq: e.Seq, Err: err}
+		}
+		if err := reg.Check(o); err != nil {
+			return &ChainError{Seq: e.Seq, Err: err}
+		}
+		reg.Apply(o, e.Seq)
+		prev = e.Hash
+		want++
+		return nil
+	})
+	if err != nil {
+		return want - 1, err
+	}
+	_, headHash, err := l.Head()
+	if err != nil {
+		return want - 1, err
+	}
+	if headHash != prev {
+		return want - 1, &ChainError{Seq: want - 1, Err: fmt.Errorf("%w: head hash does not match the last entry", ErrChainBroken)}
+	}
+	return want - 1, nil
+}
+
+func (l *Ledger) rootKey() []byte {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.reg.Root()
+}
+
+// Project folds entries (in log order) into fresh scorecards, the same way
+// Append does. It does not re-verify signatures: the log holds only what
+// was verified when it was appended (Verify checks that separately).
+func Project(cards map[string]*scorecard.Card, e Entry) error {
+	o, err := envelope.Open(e.Envelope)
+	if err != nil {
+		return &ChainError{Seq: e.Seq, Err: err}
+	}
+	if o.Event.SupplierId == "" {
+		return nil
+	}
+	c, ok := cards[o.Event.SupplierId]
+	if !ok {
+		c = scorecard.New(o.Event.SupplierId)
+		cards[o.Event.SupplierId] = c
+	}
+	scorecard.Apply(c, e.Seq, o.Event, o.Payload)
+	return nil
+}
+
+// RebuildProjections deletes the scorecards and recomputes them from the
+// log. Appends wait while it runs.
+func (l *Ledger) RebuildProjections(ctx context.Context) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	cards := map[string]*scorecard.Card{}
+	if err := l.Scan(ctx, func(e Entry) error { return Project(cards, e) }); err != nil {
+		return fmt.Errorf("ledger: rebuild: %w", err)
+	}
+	return l.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketScorecards); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return fmt.Errorf("ledger: rebuild: drop scorecards: %w", err)
+		}
+		b, err := tx.CreateBucket(bucketScorecards)
+		if err != nil {
+			return fmt.Errorf("ledger: rebuild: %w", err)
+		}
+		for id, c := range cards {
+			v, err := scorecard.Encode(c)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(id), v); err != nil {
+				return fmt.Errorf("ledger: rebuild: put %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,471 @@
+// Package scorecard is the per-supplier projection of the ledger: what a
+// supplier committed to, how it was assessed, what is open against it, and
+// why.
+//
+// Apply is a pure function of the card and the next event: it reads no
+// clock and no other state, so replaying the log from the start rebuilds
+// every card byte for byte. Every line on a card names the events (and, for
+// consequences, the rule and rule version) behind it.
+package scorecard
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+)
+
+// Commitment statuses.
+const (
+	StatusOnTrack   = "on_track"
+	StatusAtRisk    = "at_risk"
+	StatusMet       = "met"
+	StatusBreached  = "breached"
+	StatusWithdrawn = "withdrawn"
+)
+
+// Breach statuses.
+const (
+	BreachOpen       = "open"
+	BreachRemediated = "remediated"
+	BreachWithdrawn  = "withdrawn"
+)
+
+// Card is one supplier's scorecard.
+type Card struct {
+	SupplierID    string        `json:"supplier_id"`
+	Name          string        `json:"name"`
+	Registered    bool          `json:"registered"`
+	RegisteredBy  string        `json:"registered_event,omitempty"`
+	Commitments   []*Commitment `json:"commitments"`
+	Breaches      []*Breach     `json:"breaches"`
+	Plans         []*Plan       `json:"remediation_plans"`
+	Disputes      []*Dispute    `json:"disputes"`
+	Reviews       []*Review     `json:"disinvestment_reviews"`
+	Ignored       []Ignored     `json:"ignored_events,omitempty"`
+	LastSeq       uint64        `json:"last_seq"`
+	LastEventTime string        `json:"last_event_time"`
+	EventCount    int           `json:"event_count"`
+}
+
+// Commitment is one promise: a standard at a version, for a product, by a date.
+type Commitment struct {
+	ID               string        `json:"id"`
+	StandardID       string        `json:"standard_id"`
+	StandardVersion  string        `json:"standard_version"`
+	Product          string        `json:"product"`
+	ProductVersion   string        `json:"product_version,omitempty"`
+	TargetDate       string        `json:"target_date"`
+	Status           string        `json:"status"`
+	MadeBy           string        `json:"made_by"`
+	MadeEvent        string        `json:"made_event"`
+	LatestAssessment *Assessment   `json:"latest_assessment,omitempty"`
+	Assessments      []*Assessment `json:"assessments"`
+	Withdrawal       *Withdrawal   `json:"withdrawal,omitempty"`
+}
+
+// Assessment is a commercial team's finding on a commitment.
+type Assessment struct {
+	ID          string `json:"id"`
+	Outcome     string `json:"outcome"`
+	EvidenceRef string `json:"evidence_ref"`
+	Assessor    string `json:"assessor"`
+	AssessedOn  string `json:"assessed_on"`
+	RecordedBy  string `json:"recorded_by"`
+	Event       string `json:"event"`
+	Seq         uint64 `json:"seq"`
+	Disputed    bool   `json:"under_dispute,omitempty"`
+	Void        bool   `json:"void,omitempty"`
+}
+
+// Withdrawal records a supplier withdrawing a commitment.
+type Withdrawal struct {
+	On     string `json:"on"`
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	Event  string `json:"event"`
+}
+
+// Citation names the rule and the events behind a consequence.
+type Citation struct {
+	RuleID      string   `json:"rule_id"`
+	RuleVersion string   `json:"rule_version"`
+	BecauseOf   []string `json:"because_of"`
+}
+
+// Breach is a consequence raised by an enforcement rule.
+type Breach struct {
+	ID              string        `json:"id"`
+	CommitmentID    string        `json:"commitment_id"`
+	AssessmentID    string        `json:"assessment_id,omitempty"`
+	Severity        string        `json:"severity"`
+	Reason          string        `json:"reason"`
+	RaisedOn        string        `json:"raised_on"`
+	Status          string        `json:"status"`
+	ClosedOn        string        `json:"closed_on,omitempty"`
+	EscalationLevel int           `json:"escalation_level"`
+	Escalations     []*Escalation `json:"escalations,omitempty"`
+	Rule            Citation      `json:"rule"`
+	ClosedBy        *Citation     `json:"closed_by_rule,omitempty"`
+	Event           string        `json:"event"`
+}
+
+// Escalation is a step up the remediation ladder.
+type Escalation struct {
+	Level    int      `json:"level"`
+	IssuedOn string   `json:"issued_on"`
+	Reason   string   `json:"reason"`
+	Rule     Citation `json:"rule"`
+	Event    string   `json:"event"`
+}
+
+// Plan is an agreed remediation plan.
+type Plan struct {
+	ID       string `json:"id"`
+	BreachID string `json:"breach_id"`
+	DueDate  string `json:"due_date"`
+	Summary  string `json:"summary"`
+	AgreedBy string `json:"agreed_by"`
+	AgreedOn string `json:"agreed_on"`
+	Event    string `json:"event"`
+}
+
+// Dispute is a supplier's right of reply to an assessment.
+type Dispute struct {
+	ID           string `json:"id"`
+	AssessmentID string `json:"assessment_id"`
+	Grounds      string `json:"grounds"`
+	OpenedBy     string `json:"opened_by"`
+	OpenedOn     string `json:"opened_on"`
+	Status       string `json:"status"` // open | upheld | rejected
+	Reason       string `json:"resolution_reason,omitempty"`
+	ResolvedBy   string `json:"resolved_by,omitempty"`
+	ResolvedOn   string `json:"resolved_on,omitempty"`
+	Event        string `json:"event"`
+	ResolveEvent string `json:"resolve_event,omitempty"`
+}
+
+// Review is a disinvestment review.
+type Review struct {
+	ID        string   `json:"id"`
+	OpenedOn  string   `json:"opened_on"`
+	BreachIDs []string `json:"breach_ids"`
+	Status    string   `json:"status"` // open | closed
+	Reason    string   `json:"close_reason,omitempty"`
+	ClosedBy  string   `json:"closed_by,omitempty"`
+	ClosedOn  string   `json:"closed_on,omitempty"`
+	Rule      Citation `json:"rule"`
+	Event     string   `json:"event"`
+}
+
+// Ignored records an event that was validly signed but made no sense against
+// the card (an assessment of an unknown commitment, say). It is kept on the
+// card so the discrepancy is visible, not silently absorbed.
+type Ignored struct {
+	Seq    uint64 `json:"seq"`
+	Event  string `json:"event"`
+	Reason string `json:"reason"`
+}
+
+// Decode reads a card stored by Encode.
+func Decode(b []byte) (*Card, error) {
+	var c Card
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("scorecard: decode: %w", err)
+	}
+	return &c, nil
+}
+
+// Encode serializes a card. The encoding is deterministic: the same card
+// always gives the same bytes.
+func Encode(c *Card) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
+	}
+	return b, nil
+}
+
+// New returns the empty card of a supplier.
+func New(supplierID string) *Card {
+	return &Card{
+		SupplierID:  supplierID,
+		Commitments: []*Commitment{},
+		Breaches:    []*Breach{},
+		Plans:       []*Plan{},
+		Disputes:    []*Dispute{},
+		Reviews:     []*Review{},
+	}
+}
+
+func citation(r *pb.RuleCitation) Citation {
+	if r == nil {
+		return Citation{BecauseOf: []string{}}
+	}
+	because := append([]string{}, r.BecauseOf...)
+	return Citation{RuleID: r.RuleId, RuleVersion: r.RuleVersion, BecauseOf: because}
+}
+
+// OutcomeName is the API name of an assessment outcome.
+func OutcomeName(o pb.Outcome) string {
+	switch o {
+	case pb.Outcome_OUTCOME_CONFORMANT:
+		return "conformant"
+	case pb.Outcome_OUTCOME_PARTIALLY_CONFORMANT:
+		return "partially_conformant"
+	case pb.Outcome_OUTCOME_NON_CONFORMANT:
+		return "non_conformant"
+	}
+	return "unspecified"
+}
+
+// SeverityName is the API name of a breach severity.
+func SeverityName(s pb.Severity) string {
+	switch s {
+	case pb.Severity_SEVERITY_MINOR:
+		return "minor"
+	case pb.Severity_SEVERITY_MAJOR:
+		return "major"
+	}
+	return "unspecified"
+}
+
+// Apply folds the event at sequence seq into the card. It never fails: an
+// event that does not fit the card is listed under Ignored with its reason.
+func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
+	c.LastSeq = seq
+	c.EventCount++
+	c.LastEventTime = time.Unix(0, ev.OccurredAtUnixNano).UTC().Format(time.RFC3339Nano)
+	if reason := apply(c, seq, ev, payload); reason != "" {
+		c.Ignored = append(c.Ignored, Ignored{Seq: seq, Event: ev.EventId, Reason: reason})
+	}
+	for _, cm := range c.Commitments {
+		cm.Status = c.status(cm)
+	}
+}
+
+func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
+	switch p := payload.(type) {
+	case *pb.SupplierRegistered:
+		if c.Registered {
+			return "supplier already registered"
+		}
+		c.Registered, c.Name, c.RegisteredBy = true, p.Name, ev.EventId
+	case *pb.CommitmentMade:
+		if c.commitment(p.CommitmentId) != nil {
+			return "commitment " + p.CommitmentId + " already exists"
+		}
+		c.Commitments = append(c.Commitments, &Commitment{
+			ID: p.CommitmentId, StandardID: p.StandardId, StandardVersion: p.StandardVersion,
+			Product: p.Product, ProductVersion: p.ProductVersion, TargetDate: p.TargetDate,
+			MadeBy: p.MadeBy, MadeEvent: ev.EventId, Assessments: []*Assessment{},
+		})
+	case *pb.CommitmentWithdrawn:
+		cm := c.commitment(p.CommitmentId)
+		if cm == nil {
+			return "withdrawal of unknown commitment " + p.CommitmentId
+		}
+		if cm.Withdrawal != nil {
+			return "commitment " + p.CommitmentId + " already withdrawn"
+		}
+		cm.Withdrawal = &Withdrawal{On: p.WithdrawnOn, By: p.WithdrawnBy, Reason: p.Reason, Event: ev.EventId}
+	case *pb.AssessmentRecorded:
+		cm := c.commitment(p.CommitmentId)
+		if cm == nil {
+			return "assessment of unknown commitment " + p.CommitmentId
+		}
+		a := &Assessment{
+			ID: p.AssessmentId, Outcome: OutcomeName(p.Outcome), EvidenceRef: p.EvidenceRef,
+			Assessor: p.Assessor, AssessedOn: p.AssessedOn, RecordedBy: p.RecordedBy,
+			Event: ev.EventId, Seq: seq,
+		}
+		cm.Assessments = append(cm.Assessments, a)
+		cm.LatestAssessment = latest(cm)
+	case *pb.BreachRaised:
+		if c.commitment(p.CommitmentId) == nil {
+			return "breach of unknown commitment " + p.CommitmentId
+		}
+		if c.breach(p.BreachId) != nil {
+			return "breach " + p.BreachId + " already raised"
+		}
+		c.Breaches = append(c.Breaches, &Breach{
+			ID: p.BreachId, CommitmentID: p.CommitmentId, AssessmentID: p.AssessmentId,
+			Severity: SeverityName(p.Severity), Reason: p.Reason, RaisedOn: p.RaisedOn,
+			Status: BreachOpen, Rule: citation(p.Rule), Event: ev.EventId,
+		})
+	case *pb.BreachClosed:
+		b := c.breach(p.BreachId)
+		if b == nil {
+			return "closure of unknown breach " + p.BreachId
+		}
+		if b.Status != BreachOpen {
+			return "breach " + p.BreachId + " is not open"
+		}
+		b.Status = BreachRemediated
+		if p.Closure == pb.BreachClosure_BREACH_CLOSURE_WITHDRAWN {
+			b.Status = BreachWithdrawn
+		}
+		cit := citation(p.Rule)
+		b.ClosedOn, b.ClosedBy = p.ClosedOn, &cit
+	case *pb.EscalationIssued:
+		b := c.breach(p.BreachId)
+		if b == nil {
+			return "escalation of unknown breach " + p.BreachId
+		}
+		b.Escalations = append(b.Escalations, &Escalation{
+			Level: int(p.Level), IssuedOn: p.IssuedOn, Reason: p.Reason, Rule: citation(p.Rule), Event: ev.EventId,
+		})
+		if int(p.Level) > b.EscalationLevel {
+			b.EscalationLevel = int(p.Level)
+		}
+	case *pb.RemediationPlanAgreed:
+		if c.breach(p.BreachId) == nil {
+			return "plan for unknown breach " + p.BreachId
+		}
+		c.Plans = append(c.Plans, &Plan{
+			ID: p.PlanId, BreachID: p.BreachId, DueDate: p.DueDate, Summary: p.Summary,
+			AgreedBy: p.AgreedBy, AgreedOn: p.AgreedOn, Event: ev.EventId,
+		})
+	case *pb.DisputeOpened:
+		a := c.assessment(p.AssessmentId)
+		if a == nil {
+			return "dispute of unknown assessment " + p.AssessmentId
+		}
+		a.Disputed = true
+		c.Disputes = append(c.Disputes, &Dispute{
+			ID: p.DisputeId, AssessmentID: p.AssessmentId, Grounds: p.Grounds,
+			OpenedBy: p.OpenedBy, OpenedOn: p.OpenedOn, Status: "open", Event: ev.EventId,
+		})
+	case *pb.DisputeResolved:
+		d := c.dispute(p.DisputeId)
+		if d == nil {
+			return "resolution of unknown dispute " + p.DisputeId
+		}
+		if d.Status != "open" {
+			return "dispute " + p.DisputeId + " already resolved"
+		}
+		d.Status = "rejected"
+		a := c.assessment(d.AssessmentID)
+		a.Disputed = false
+		if p.Outcome == pb.DisputeOutcome_DISPUTE_OUTCOME_UPHELD {
+			d.Status = "upheld"
+			a.Void = true
+		}
+		d.Reason, d.ResolvedBy, d.ResolvedOn, d.ResolveEvent = p.Reason, p.ResolvedBy, p.ResolvedOn, ev.EventId
+		for _, cm := range c.Commitments {
+			cm.LatestAssessment = latest(cm)
+		}
+	case *pb.DisinvestmentReviewOpened:
+		c.Reviews = append(c.Reviews, &Review{
+			ID: p.ReviewId, OpenedOn: p.OpenedOn, BreachIDs: append([]string{}, p.BreachIds...),
+			Status: "open", Rule: citation(p.Rule), Event: ev.EventId,
+		})
+	case *pb.DisinvestmentReviewClosed:
+		r := c.review(p.ReviewId)
+		if r == nil {
+			return "closure of unknown review " + p.ReviewId
+		}
+		if r.Status != "open" {
+			return "review " + p.ReviewId + " already closed"
+		}
+		r.Status, r.Reason, r.ClosedBy, r.ClosedOn = "closed", p.Reason, p.ClosedBy, p.ClosedOn
+	default:
+		return fmt.Sprintf("event type %s does not belong on a scorecard", ev.Type)
+	}
+	return ""
+}
+
+// latest is the most recent assessment that has not been voided by an upheld
+// dispute.
+func latest(cm *Commitment) *Assessment {
+	for i := len(cm.Assessments) - 1; i >= 0; i-- {
+		if !cm.Assessments[i].Void {
+			return cm.Assessments[i]
+		}
+	}
+	return nil
+}
+
+func (c *Card) status(cm *Commitment) string {
+	if cm.Withdrawal != nil {
+		return StatusWithdrawn
+	}
+	for _, b := range c.Breaches {
+		if b.CommitmentID == cm.ID && b.Status == BreachOpen {
+			return StatusBreached
+		}
+	}
+	switch a := cm.LatestAssessment; {
+	case a == nil:
+		return StatusOnTrack
+	case a.Outcome == "conformant":
+		return StatusMet
+	default:
+		return StatusAtRisk
+	}
+}
+
+func (c *Card) commitment(id string) *Commitment {
+	for _, cm := range c.Commitments {
+		if cm.ID == id {
+			return cm
+		}
+	}
+	return nil
+}
+
+// Commitment returns the commitment with the given id, or nil.
+func (c *Card) Commitment(id string) *Commitment { return c.commitment(id) }
+
+// Assessment returns the assessment with the given id, or nil.
+func (c *Card) Assessment(id string) *Assessment { return c.assessment(id) }
+
+func (c *Card) assessment(id string) *Assessment {
+	for _, cm := range c.Commitments {
+		for _, a := range cm.Assessments {
+			if a.ID == id {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Card) breach(id string) *Breach {
+	for _, b := range c.Breaches {
+		if b.ID == id {
+			return b
+		}
+	}
+	return nil
+}
+
+// Breach returns the breach with the given id, or nil.
+func (c *Card) Breach(id string) *Breach { return c.breach(id) }
+
+func (c *Card) dispute(id string) *Dispute {
+	for _, d := range c.Disputes {
+		if d.ID == id {
+			return d
+		}
+	}
+	return nil
+}
+
+// Dispute returns the dispute with the given id, or nil.
+func (c *Card) Dispute(id string) *Dispute { return c.dispute(id) }
+
+func (c *Card) review(id string) *Review {
+	for _, r := range c.Reviews {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// Review returns the review with the given id, or nil.
+func (c *Card) Review(id string) *Review { return c.review(id) }

@@ -1,0 +1,157 @@
+// Package assessments is the commercial teams' service: they record
+// assessments of suppliers' commitments (outcome, evidence, assessor).
+// Every write is a signed event emitted through the ledger.
+package assessments
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/calendar"
+	"github.com/supplier-accountability/sal/ledger"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/scorecard"
+	"github.com/supplier-accountability/sal/services/api"
+	"github.com/supplier-accountability/sal/services/emit"
+)
+
+// EventTypes are the events this service's key is authorized to emit.
+var EventTypes = []pb.EventType{
+	pb.EventType_EVENT_TYPE_ASSESSMENT_RECORDED,
+	pb.EventType_EVENT_TYPE_REMEDIATION_PLAN_AGREED,
+	pb.EventType_EVENT_TYPE_DISPUTE_RESOLVED,
+	pb.EventType_EVENT_TYPE_DISINVESTMENT_REVIEW_CLOSED,
+}
+
+type emitter interface {
+	Emit(ctx context.Context, eventID, supplierID string, at time.Time, payload proto.Message) (emit.Outcome, error)
+}
+
+type cards interface {
+	Card(supplierID string) (*scorecard.Card, error)
+}
+
+// Service handles the commercial writes.
+type Service struct {
+	emit  emitter
+	cards cards
+	now   func() time.Time
+}
+
+// New returns the service.
+func New(e emitter, c cards, now func() time.Time) *Service {
+	return &Service{emit: e, cards: c, now: now}
+}
+
+// Register adds the service's routes to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/assessments", s.handle(s.assess))
+}
+
+func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, body, err := fn(r, api.Principal(r))
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		api.WriteJSON(w, status, body)
+	}
+}
+
+// ParseOutcome reads an outcome's API name.
+func ParseOutcome(s string) (pb.Outcome, error) {
+	switch s {
+	case "conformant":
+		return pb.Outcome_OUTCOME_CONFORMANT, nil
+	case "partially_conformant":
+		return pb.Outcome_OUTCOME_PARTIALLY_CONFORMANT, nil
+	case "non_conformant":
+		return pb.Outcome_OUTCOME_NON_CONFORMANT, nil
+	case "":
+		return 0, api.Errorf(http.StatusBadRequest, "missing field \"outcome\" (conformant, partially_conformant or non_conformant)")
+	}
+	return 0, api.Errorf(http.StatusBadRequest, "outcome %q is not conformant, partially_conformant or non_conformant", s)
+}
+
+type assessRequest struct {
+	Outcome     string `json:"outcome"`
+	EvidenceRef string `json:"evidence_ref"`
+	Assessor    string `json:"assessor"`
+	AssessedOn  string `json:"assessed_on"`
+}
+
+func (s *Service) commitment(supplierID, commitmentID string) (*scorecard.Commitment, error) {
+	c, err := s.cards.Card(supplierID)
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && !c.Registered) {
+		return nil, api.Errorf(http.StatusNotFound, "supplier %s is not registered", supplierID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cm := c.Commitment(commitmentID)
+	if cm == nil {
+		return nil, api.Errorf(http.StatusNotFound, "supplier %s has no commitment %s", supplierID, commitmentID)
+	}
+	return cm, nil
+}
+
+func (s *Service) assess(r *http.Request, p auth.Principal) (int, any, error) {
+	supplierID, commitmentID := r.PathValue("supplier"), r.PathValue("commitment")
+	if err := api.RequireRole(p, auth.Commercial); err != nil {
+		return 0, nil, err
+	}
+	var req assessRequest
+	if err := api.Decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	outcome, err := ParseOutcome(req.Outcome)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := api.Required([2]string{"evidence_ref", req.EvidenceRef}, [2]string{"assessor", req.Assessor}); err != nil {
+		return 0, nil, err
+	}
+	for _, f := range [][2]string{{"evidence_ref", req.EvidenceRef}, {"assessor", req.Assessor}} {
+		if err := api.MaxLen(f[0], f[1], 500); err != nil {
+			return 0, nil, err
+		}
+	}
+	now := s.now()
+	today := calendar.Today(now)
+	if req.AssessedOn == "" {
+		req.AssessedOn = today
+	}
+	if _, err := api.ParseDate("assessed_on", req.AssessedOn); err != nil {
+		return 0, nil, err
+	}
+	if req.AssessedOn > today {
+		return 0, nil, api.Errorf(http.StatusBadRequest, "assessed_on %s is in the future (today is %s)", req.AssessedOn, today)
+	}
+	cm, err := s.commitment(supplierID, commitmentID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cm.Withdrawal != nil {
+		return 0, nil, api.Errorf(http.StatusConflict, "commitment %s was withdrawn on %s and cannot be assessed", commitmentID, cm.Withdrawal.On)
+	}
+	eventID, assessmentID := api.IDs(r, p, "as")
+	out, err := s.emit.Emit(r.Context(), eventID, supplierID, now, &pb.AssessmentRecorded{
+		AssessmentId: assessmentID,
+		CommitmentId: commitmentID,
+		Outcome:      outcome,
+		EvidenceRef:  req.EvidenceRef,
+		Assessor:     req.Assessor,
+		AssessedOn:   req.AssessedOn,
+		RecordedBy:   p.String(),
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return out.Status(), map[string]any{"assessment_id": assessmentID, "commitment_id": commitmentID, "event": out}, nil
+}

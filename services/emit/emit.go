@@ -1,0 +1,111 @@
+// Package emit is how a service writes: it seals an event with the service's
+// own key, publishes it on JetStream with its id as the message id, and
+// waits until the ledger has committed it, so a caller who gets a success
+// answer can read their write back at once.
+package emit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/services/api"
+)
+
+// publisher is the broker side of emitting.
+type publisher interface {
+	Publish(ctx context.Context, subject, eventID string, raw []byte) error
+}
+
+// waiter reports what the ledger did with an event.
+type waiter interface {
+	Wait(ctx context.Context, eventID string) (ledger.Result, error)
+	Lookup(eventID string) (ledger.Result, bool, error)
+}
+
+var _ publisher = (*broker.Publisher)(nil)
+var _ waiter = (*ledger.Ledger)(nil)
+
+// Emitter emits one service's events.
+type Emitter struct {
+	signer  *envelope.Signer
+	pub     publisher
+	ledger  waiter
+	timeout time.Duration
+}
+
+// New returns an emitter signing with signer.
+func New(signer *envelope.Signer, pub publisher, l waiter) *Emitter {
+	return &Emitter{signer: signer, pub: pub, ledger: l, timeout: 10 * time.Second}
+}
+
+// KeyID is the id of the key this emitter signs with.
+func (e *Emitter) KeyID() string { return e.signer.KeyID() }
+
+// Outcome is what a write answers with.
+type Outcome struct {
+	EventID string `json:"event_id"`
+	Seq     uint64 `json:"seq,omitempty"`
+	// Pending is true when the broker stored the event durably but the
+	// ledger had not committed it within the wait; it will be.
+	Pending bool `json:"pending,omitempty"`
+	// Replayed is true when the request repeated an earlier one (same
+	// Idempotency-Key) and nothing new was emitted.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// ErrRefused means the ledger quarantined the event.
+var ErrRefused = errors.New("emit: ledger refused the event")
+
+// Emit seals payload about supplierID, publishes it and waits for the
+// ledger. eventID may be empty (a fresh id is drawn); a caller retrying the
+// same request passes the same id and the event is stored once.
+func (e *Emitter) Emit(ctx context.Context, eventID, supplierID string, at time.Time, payload proto.Message) (Outcome, error) {
+	if eventID != "" {
+		// A retried request: if its event is already in the ledger, answer
+		// as the first attempt was answered instead of emitting again.
+		if r, ok, err := e.ledger.Lookup(eventID); err != nil {
+			return Outcome{}, fmt.Errorf("emit: look up %s: %w", eventID, err)
+		} else if ok && !r.Quarantined {
+			return Outcome{EventID: eventID, Seq: r.Seq, Replayed: true}, nil
+		}
+	}
+	raw, ev, err := e.signer.Seal(envelope.Draft{EventID: eventID, SupplierID: supplierID, OccurredAt: at, Payload: payload})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("emit: %w", err)
+	}
+	if err := e.pub.Publish(ctx, broker.Subject(ev.Type, supplierID), ev.EventId, raw); err != nil {
+		return Outcome{}, api.Errorf(http.StatusServiceUnavailable, "event stream unavailable, nothing was recorded; retry later (%v)", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	r, err := e.ledger.Wait(wctx, ev.EventId)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return Outcome{EventID: ev.EventId, Pending: true}, nil
+	case err != nil:
+		return Outcome{}, fmt.Errorf("emit: wait for %s: %w", ev.EventId, err)
+	case r.Quarantined:
+		return Outcome{}, fmt.Errorf("%w: %s: %s", ErrRefused, ev.EventId, r.Reason)
+	}
+	return Outcome{EventID: ev.EventId, Seq: r.Seq}, nil
+}
+
+// Status is the HTTP status a write answers with: 201 when committed, 202
+// when durably queued but not yet in the ledger.
+func (o Outcome) Status() int {
+	if o.Pending {
+		return http.StatusAccepted
+	}
+	if o.Replayed {
+		return http.StatusOK
+	}
+	return http.StatusCreated
+}

@@ -1,0 +1,297 @@
+// Package system assembles one running instance of the ledger: the NATS
+// JetStream connection (an embedded server by default), the bbolt ledger
+// and its consumer, the signing keys and their registration, every service,
+// and the HTTP handler that fronts them. `sal up` and the tests both start
+// it through Start, so the tests run the same pipeline users do.
+package system
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/ledger"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/services/api"
+	"github.com/supplier-accountability/sal/services/assessments"
+	"github.com/supplier-accountability/sal/services/audit"
+	"github.com/supplier-accountability/sal/services/commitments"
+	"github.com/supplier-accountability/sal/services/emit"
+	"github.com/supplier-accountability/sal/services/scorecards"
+)
+
+// Config says where the data lives and how to reach NATS.
+type Config struct {
+	DataDir string
+	// NATSURL is an external NATS server or cluster; empty starts the
+	// embedded server with its store under DataDir/nats.
+	NATSURL string
+	// NATSListen, with the embedded server, also accepts outside NATS
+	// clients on host:port. Empty: in-process only.
+	NATSListen string
+	// Replicas of the event stream (1 for the embedded server; 3 on a cluster).
+	Replicas int
+	// Now is the clock every service and the ledger read. Default time.Now.
+	Now func() time.Time
+	// Logger receives the system's structured logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// System is a running instance.
+type System struct {
+	Ledger  *ledger.Ledger
+	Tokens  *auth.Store
+	Handler http.Handler
+	// DemoTokens holds the tokens created at first start (role -> token);
+	// empty on later starts, since tokens are kept only hashed.
+	DemoTokens []DemoToken
+	// NATS is the embedded server, or nil with an external one.
+	NATS *server.Server
+
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	pub    *broker.Publisher
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// DemoToken is a credential printed once at first start.
+type DemoToken struct {
+	Role  string
+	Token string
+}
+
+// service names one emitting service and its authority.
+type service struct {
+	name  string
+	types []pb.EventType
+}
+
+var emitting = []service{
+	{"commitments", commitments.EventTypes},
+	{"assessments", assessments.EventTypes},
+}
+
+// Start brings the instance up. Close it when done.
+func Start(ctx context.Context, cfg Config) (_ *System, err error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("system: no data directory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("system: data directory: %w", err)
+	}
+	s := &System{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	keyDir := filepath.Join(cfg.DataDir, "keys")
+	rootKey, _, err := keys.LoadOrCreate(filepath.Join(keyDir, "registry-root.key"))
+	if err != nil {
+		return nil, err
+	}
+	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.NATSURL == "" {
+		s.NATS, err = broker.StartEmbedded(broker.EmbeddedConfig{
+			StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+			Listen:     cfg.NATSListen,
+			SyncAlways: true,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = broker.ConnectEmbedded(s.NATS, "sal")
+	} else {
+		s.nc, err = broker.Connect(cfg.NATSURL, "sal")
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		return nil, fmt.Errorf("system: jetstream: %w", err)
+	}
+	if _, err := broker.EnsureStream(ctx, s.js, cfg.Replicas); err != nil {
+		return nil, err
+	}
+	s.pub = broker.NewPublisher(s.js)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte) error {
+			results, err := s.Ledger.Append(ctx, raws)
+			for _, r := range results {
+				if r.Quarantined {
+					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "reason", r.Reason)
+				}
+			}
+			return err
+		})
+		if err := broker.Consume(runCtx, s.js, app, 256, cfg.Logger); err != nil {
+			cfg.Logger.Error("ledger consumer stopped", "err", err)
+		}
+	}()
+
+	signers := map[string]*envelope.Signer{}
+	root := emit.New(envelope.NewSigner(rootKey), s.pub, s.Ledger)
+	for _, svc := range emitting {
+		k, _, err := keys.LoadOrCreate(filepath.Join(keyDir, svc.name+".key"))
+		if err != nil {
+			return nil, err
+		}
+		signers[svc.name] = envelope.NewSigner(k)
+		if err := s.authorize(ctx, root, signers[svc.name], svc, cfg.Now()); err != nil {
+			return nil, err
+		}
+	}
+
+	s.Tokens, err = auth.OpenStore(filepath.Join(cfg.DataDir, "tokens.json"))
+	if err != nil {
+		return nil, err
+	}
+	if s.Tokens.Len() == 0 {
+		if err := s.issueDemoTokens(); err != nil {
+			return nil, err
+		}
+	}
+
+	mux := http.NewServeMux()
+	commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
+	assessments.New(emit.New(signers["assessments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
+	scorecards.New(s.Ledger).Register(mux)
+	audit.New(s.Ledger).Register(mux)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path))
+	})
+
+	top := http.NewServeMux()
+	top.Handle("/v1/", s.Tokens.Require(mux))
+	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	top.HandleFunc("GET /readyz", s.ready)
+	s.Handler = top
+	return s, nil
+}
+
+// authorize makes sure the registry in the ledger lets signer emit the
+// service's event types, emitting a root-signed KeyAuthorized if not.
+func (s *System) authorize(ctx context.Context, root *emit.Emitter, signer *envelope.Signer, svc service, now time.Time) error {
+	want := make([]string, len(svc.types))
+	for i, t := range svc.types {
+		want[i] = t.String()
+	}
+	slices.Sort(want)
+	if a, ok := s.Ledger.Registry().Lookup(signer.KeyID()); ok {
+		if a.RetiredAt != 0 {
+			return fmt.Errorf("system: the %s key %s was retired; move it aside to create a new one", svc.name, a.KeyID)
+		}
+		if slices.Equal(a.EventTypes, want) {
+			return nil
+		}
+	}
+	out, err := root.Emit(ctx, "", "", now, &pb.KeyAuthorized{
+		KeyId:      signer.KeyID(),
+		PublicKey:  signer.PublicKey(),
+		Holder:     "service:" + svc.name,
+		EventTypes: svc.types,
+	})
+	if err != nil {
+		return fmt.Errorf("system: authorize %s key: %w", svc.name, err)
+	}
+	if out.Pending {
+		return fmt.Errorf("system: authorize %s key: the ledger did not commit event %s in time", svc.name, out.EventID)
+	}
+	s.log.Info("service key authorized", "service", svc.name, "key_id", signer.KeyID(), "event_id", out.EventID, "seq", out.Seq)
+	return nil
+}
+
+// DemoSuppliers are the supplier ids that get a demo token at first start.
+var DemoSuppliers = []string{"acme-health", "bright-records"}
+
+func (s *System) issueDemoTokens() error {
+	ps := []auth.Principal{
+		{Role: auth.Commercial, Name: "demo-commercial"},
+		{Role: auth.Auditor, Name: "demo-auditor"},
+	}
+	for _, id := range DemoSuppliers {
+		ps = append(ps, auth.Principal{Role: auth.Supplier, SupplierID: id, Name: "demo-" + id})
+	}
+	for _, p := range ps {
+		tok, err := s.Tokens.Issue(p)
+		if err != nil {
+			return err
+		}
+		role := string(p.Role)
+		if p.Role == auth.Supplier {
+			role += ":" + p.SupplierID
+		}
+		s.DemoTokens = append(s.DemoTokens, DemoToken{Role: role, Token: tok})
+	}
+	return nil
+}
+
+func (s *System) ready(w http.ResponseWriter, r *http.Request) {
+	if s.nc == nil || !s.nc.IsConnected() {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not connected to NATS"})
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Close stops the consumer, drains the NATS connection, stops the embedded
+// server and closes the ledger.
+func (s *System) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		if s.nc != nil {
+			s.nc.Close()
+		}
+		if s.NATS != nil {
+			s.NATS.Shutdown()
+			s.NATS.WaitForShutdown()
+		}
+		if s.Ledger != nil {
+			s.closeErr = s.Ledger.Close()
+		}
+	})
+	return s.closeErr
+}
