@@ -1,6 +1,12 @@
 // Package calendar answers date questions the way the rules need them:
 // calendar dates in England, and working days (weekdays that are not bank
 // holidays in England and Wales).
+//
+// England returns a Calendar built from bank-holiday data embedded in the
+// binary (holidays_england.txt, transcribed from GOV.UK). The data covers a
+// fixed span of years; asking about a date outside it is an error wrapping
+// ErrOutOfRange, never a guess, so the file must be extended before its last
+// year runs out.
 package calendar
 
 import (

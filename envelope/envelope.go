@@ -167,3 +167,9 @@ func (o *Opened) Verify(pub ed25519.PublicKey) error {
 
 // OccurredAt is the event's own claim of when it happened.
 func (o *Opened) OccurredAt() time.Time { return time.Unix(0, o.Event.OccurredAtUnixNano).UTC() }
+
+// SignBody signs already-serialized Event bytes. Seal is the normal way to
+// sign; this exists for tools and tests that must produce exact bytes.
+func (s *Signer) SignBody(body []byte) []byte {
+	return ed25519.Sign(s.key, signedMessage(body))
+}

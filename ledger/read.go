@@ -89,7 +89,7 @@ func (l *Ledger) Scan(ctx context.Context, fn func(Entry) error) error {
 			return err
 		}
 		if len(page) == 0 {
-			return fmt.Errorf("%w: log ends at %d, head says %d", ErrChainBroken, from-1, last)
+			return &ChainError{Seq: from, Err: fmt.Errorf("%w: log ends at %d, head says %d", ErrChainBroken, from-1, last)}
 		}
 		for _, e := range page {
 			if e.Seq > last {

@@ -295,3 +295,7 @@ func (s *System) Close() error {
 	})
 	return s.closeErr
 }
+
+// JetStream is the instance's JetStream handle (for tools and tests that
+// publish raw envelopes the way an outside service would).
+func (s *System) JetStream() jetstream.JetStream { return s.js }

@@ -1,0 +1,331 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/ledger"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/scorecard"
+)
+
+var epoch = time.Date(2027, 1, 4, 9, 0, 0, 0, time.UTC)
+
+// fixture is a ledger file with a registry root and one authorized service key.
+type fixture struct {
+	path    string
+	rootKey ed25519.PrivateKey
+	root    *envelope.Signer
+	svc     *envelope.Signer
+	l       *ledger.Ledger
+}
+
+func newKey(tb testing.TB) ed25519.PrivateKey {
+	tb.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func mustOpenLedger(tb testing.TB) *fixture {
+	tb.Helper()
+	f := &fixture{path: filepath.Join(tb.TempDir(), "ledger.db"), rootKey: newKey(tb)}
+	f.root = envelope.NewSigner(f.rootKey)
+	f.svc = envelope.NewSigner(newKey(tb))
+	f.reopen(tb)
+	f.mustAppend(tb, f.seal(tb, f.root, "", &pb.KeyAuthorized{
+		KeyId: f.svc.KeyID(), PublicKey: f.svc.PublicKey(), Holder: "service:test",
+		EventTypes: []pb.EventType{
+			pb.EventType_EVENT_TYPE_SUPPLIER_REGISTERED,
+			pb.EventType_EVENT_TYPE_COMMITMENT_MADE,
+			pb.EventType_EVENT_TYPE_ASSESSMENT_RECORDED,
+		},
+	}))
+	return f
+}
+
+func (f *fixture) reopen(tb testing.TB) {
+	tb.Helper()
+	if f.l != nil {
+		if err := f.l.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.l = l
+	tb.Cleanup(func() { l.Close() })
+}
+
+func (f *fixture) seal(tb testing.TB, s *envelope.Signer, supplier string, m proto.Message) []byte {
+	tb.Helper()
+	raw, _, err := s.Seal(envelope.Draft{SupplierID: supplier, OccurredAt: epoch, Payload: m})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+func (f *fixture) mustAppend(tb testing.TB, raws ...[]byte) []ledger.Result {
+	tb.Helper()
+	rs, err := f.l.Append(context.Background(), raws)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rs
+}
+
+func (f *fixture) supplierEvents(tb testing.TB) [][]byte {
+	return [][]byte{
+		f.seal(tb, f.svc, "acme", &pb.SupplierRegistered{Name: "Acme"}),
+		f.seal(tb, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm1", StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}),
+		f.seal(tb, f.svc, "acme", &pb.AssessmentRecorded{AssessmentId: "as1", CommitmentId: "cm1", Outcome: pb.Outcome_OUTCOME_CONFORMANT, EvidenceRef: "E1", Assessor: "A"}),
+	}
+}
+
+func TestAppendAssignsGapFreeSequenceAndChainsHashes(t *testing.T) {
+	f := mustOpenLedger(t)
+	rs := f.mustAppend(t, f.supplierEvents(t)...)
+	for i, r := range rs {
+		if r.Quarantined || r.Duplicate || r.Seq != uint64(i+2) {
+			t.Fatalf("result %d = %+v, want appended at seq %d", i, r, i+2)
+		}
+	}
+	entries, err := f.l.Entries(1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 4 {
+		t.Fatalf("got %d entries, want 4", len(entries))
+	}
+	var prev [32]byte
+	for _, e := range entries {
+		if e.PrevHash != prev {
+			t.Errorf("seq %d: prev hash does not chain", e.Seq)
+		}
+		if ledger.EntryHash(e.Seq, e.AppendedAt.UnixNano(), e.PrevHash, e.Envelope) != e.Hash {
+			t.Errorf("seq %d: entry hash does not match content", e.Seq)
+		}
+		prev = e.Hash
+	}
+	if n, err := f.l.Verify(context.Background()); err != nil || n != 4 {
+		t.Fatalf("Verify = %d, %v; want 4, nil", n, err)
+	}
+}
+
+func TestSameEventThreeTimesIsStoredOnce(t *testing.T) {
+	f := mustOpenLedger(t)
+	ev := f.seal(t, f.svc, "acme", &pb.SupplierRegistered{Name: "Acme"})
+	first := f.mustAppend(t, ev)[0]
+	again := f.mustAppend(t, ev, ev)
+	for _, r := range again {
+		if !r.Duplicate || r.Seq != first.Seq {
+			t.Fatalf("redelivery = %+v, want duplicate of seq %d", r, first.Seq)
+		}
+	}
+	if seq, _, _ := f.l.Head(); seq != 2 {
+		t.Fatalf("head = %d, want 2 (key authorization + one event)", seq)
+	}
+	card, err := f.l.Card("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card.EventCount != 1 {
+		t.Fatalf("scorecard counted %d events, want 1", card.EventCount)
+	}
+}
+
+func TestRefusedEventsGoToQuarantineAndChangeNothing(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.SupplierRegistered{Name: "Acme"}))
+	before, err := f.l.Scorecard("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := envelope.NewSigner(newKey(t))
+	good := f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm9", StandardId: "DICOM", TargetDate: "2027-01-01"})
+	forged := forgeSignature(t, good)
+	future, _, err := f.svc.Seal(envelope.Draft{SupplierID: "acme", OccurredAt: epoch.Add(time.Hour), Payload: &pb.SupplierRegistered{Name: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownType := sealRaw(t, f.svc, &pb.Event{EventId: "ev_unknown", Type: pb.EventType(999), SupplierId: "acme", KeyId: f.svc.KeyID()})
+
+	cases := []struct {
+		name string
+		raw  []byte
+		code string
+	}{
+		{"forged signature", forged, "bad_signature"},
+		{"unknown key", f.seal(t, stranger, "acme", &pb.SupplierRegistered{Name: "x"}), "unknown_key"},
+		{"outside authority", f.seal(t, f.svc, "acme", &pb.BreachRaised{BreachId: "b1", CommitmentId: "cm1"}), "outside_authority"},
+		{"service key changing the registry", f.seal(t, f.svc, "", &pb.KeyRetired{KeyId: f.svc.KeyID()}), "outside_authority"},
+		{"malformed bytes", []byte("not a protobuf envelope at all"), "malformed"},
+		{"unknown event type", unknownType, "unknown_type"},
+		{"from the future", future, "future_event"},
+		{"oversized", bytes.Repeat([]byte{1}, envelope.MaxSize+1), "too_large"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.mustAppend(t, c.raw)[0]
+			if !r.Quarantined {
+				t.Fatalf("result %+v, want quarantined", r)
+			}
+		})
+	}
+	recs, err := f.l.Quarantine(1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(cases) {
+		t.Fatalf("quarantine holds %d records, want %d", len(recs), len(cases))
+	}
+	for i, c := range cases {
+		if recs[i].Code != c.code || recs[i].Reason == "" {
+			t.Errorf("%s: quarantined as %q (%s), want code %q", c.name, recs[i].Code, recs[i].Reason, c.code)
+		}
+	}
+	// Delivered again, the forged event is not quarantined a second time.
+	f.mustAppend(t, forged)
+	if again, _ := f.l.Quarantine(1, 100); len(again) != len(cases) {
+		t.Fatalf("redelivered bad event stored again: %d records", len(again))
+	}
+	after, err := f.l.Scorecard("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatalf("a refused event changed the scorecard:\n%s\n%s", before, after)
+	}
+	if seq, _, _ := f.l.Head(); seq != 2 {
+		t.Fatalf("head moved to %d; refused events must not be appended", seq)
+	}
+}
+
+func forgeSignature(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	var env pb.Envelope
+	if err := proto.Unmarshal(raw, &env); err != nil {
+		t.Fatal(err)
+	}
+	env.Signature[0] ^= 0xff
+	out, err := proto.Marshal(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sealRaw signs an arbitrary Event, bypassing Seal's checks.
+func sealRaw(t *testing.T, s *envelope.Signer, ev *pb.Event) []byte {
+	t.Helper()
+	body, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &pb.Envelope{Event: body, Signature: s.SignBody(body)}
+	out, err := proto.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRestartKeepsEventsRegistryAndScorecards(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.supplierEvents(t)...)
+	before, _ := f.l.Scorecard("acme")
+	f.reopen(t)
+	after, err := f.l.Scorecard("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("scorecard changed across restart")
+	}
+	// The registry survived: the service key still signs acceptably.
+	r := f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm2", StandardId: "DSPT", TargetDate: "2027-06-30"}))[0]
+	if r.Quarantined || r.Seq != 5 {
+		t.Fatalf("append after restart = %+v, want seq 5", r)
+	}
+}
+
+func TestOpenRefusesAnotherRoot(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.l.Close()
+	other := newKey(t)
+	_, err := ledger.Open(f.path, other.Public().(ed25519.PublicKey), ledger.Options{})
+	if !errors.Is(err, ledger.ErrWrongRoot) {
+		t.Fatalf("open with another root: %v, want ErrWrongRoot", err)
+	}
+	f.l = nil
+}
+
+func TestRebuildGivesByteIdenticalScorecards(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.supplierEvents(t)...)
+	f.mustAppend(t, f.seal(t, f.svc, "bravo", &pb.SupplierRegistered{Name: "Bravo"}))
+	live := map[string][]byte{}
+	for _, id := range []string{"acme", "bravo"} {
+		live[id], _ = f.l.Scorecard(id)
+	}
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range live {
+		got, err := f.l.Scorecard(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: rebuilt scorecard differs:\n got %s\nwant %s", id, got, want)
+		}
+	}
+	c, _ := f.l.Card("acme")
+	if c.Commitments[0].Status != scorecard.StatusMet {
+		t.Fatalf("status = %s, want met", c.Commitments[0].Status)
+	}
+}
+
+func TestWaitReturnsAppendedAndQuarantinedOutcomes(t *testing.T) {
+	f := mustOpenLedger(t)
+	raw, ev, err := f.svc.Seal(envelope.Draft{SupplierID: "acme", OccurredAt: epoch, Payload: &pb.SupplierRegistered{Name: "Acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan ledger.Result, 1)
+	go func() {
+		r, err := f.l.Wait(context.Background(), ev.EventId)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	time.Sleep(10 * time.Millisecond)
+	f.mustAppend(t, raw)
+	select {
+	case r := <-done:
+		if r.Seq != 2 {
+			t.Fatalf("Wait = %+v, want seq 2", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after the append")
+	}
+	// Already appended: returns at once.
+	if r, err := f.l.Wait(context.Background(), ev.EventId); err != nil || r.Seq != 2 {
+		t.Fatalf("Wait after append = %+v, %v", r, err)
+	}
+}
