@@ -1,0 +1,201 @@
+// Package features runs the Gherkin specifications under features/ with
+// godog against the real pipeline: an embedded NATS JetStream server, a bbolt
+// ledger in a temporary directory, and the HTTP API, all started per
+// scenario through system.Start exactly as `sal up` starts them.
+package features_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cucumber/godog"
+
+	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/system"
+)
+
+func TestFeatures(t *testing.T) {
+	suite := godog.TestSuite{
+		Name:                "sal",
+		ScenarioInitializer: initScenario,
+		Options: &godog.Options{
+			Format:   "pretty",
+			Paths:    []string{"."},
+			TestingT: t,
+			Strict:   true,
+		},
+	}
+	if suite.Run() != 0 {
+		t.Fatal("feature scenarios failed")
+	}
+}
+
+// clock is the injected clock a scenario controls ("Given today is ...").
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// world is one scenario's state: its own system, clock and credentials.
+type world struct {
+	dir    string
+	clock  *clock
+	sys    *system.System
+	srv    *httptest.Server
+	tokens map[string]string // "commercial", "auditor", "supplier:<id>"
+
+	lastCode int
+	lastBody []byte
+
+	commitments map[string]string // supplier id -> latest commitment id
+	assessments map[string]string // supplier id -> latest assessment id
+	lastEvent   string            // id of the last raw event published by a step
+}
+
+func initScenario(sc *godog.ScenarioContext) {
+	w := &world{
+		clock:       &clock{now: time.Date(2027, 1, 4, 9, 0, 0, 0, time.UTC)},
+		tokens:      map[string]string{},
+		commitments: map[string]string{},
+		assessments: map[string]string{},
+	}
+	sc.Before(func(ctx context.Context, _ *godog.Scenario) (context.Context, error) {
+		dir, err := os.MkdirTemp("", "sal-feature-")
+		if err != nil {
+			return ctx, err
+		}
+		w.dir = dir
+		w.sys, err = system.Start(ctx, system.Config{DataDir: dir, Now: w.clock.Now})
+		if err != nil {
+			return ctx, err
+		}
+		w.srv = httptest.NewServer(w.sys.Handler)
+		for _, t := range w.sys.DemoTokens {
+			w.tokens[t.Role] = t.Token
+		}
+		return ctx, nil
+	})
+	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
+		if w.srv != nil {
+			w.srv.Close()
+		}
+		if w.sys != nil {
+			w.sys.Close()
+		}
+		os.RemoveAll(w.dir)
+		return ctx, err
+	})
+	registerSkeletonSteps(sc, w)
+}
+
+// token returns the bearer token of a principal ("commercial", "auditor",
+// "supplier:<id>"), issuing one on first use.
+func (w *world) token(who string) (string, error) {
+	if t, ok := w.tokens[who]; ok {
+		return t, nil
+	}
+	role, supplierID, err := auth.ParseRole(who)
+	if err != nil {
+		return "", err
+	}
+	t, err := w.sys.Tokens.Issue(auth.Principal{Role: role, SupplierID: supplierID, Name: "feature-" + strings.ReplaceAll(who, ":", "-")})
+	if err != nil {
+		return "", err
+	}
+	w.tokens[who] = t
+	return t, nil
+}
+
+// call sends a request as who and keeps the answer for later steps.
+func (w *world) call(who, method, path string, body any) error {
+	tok, err := w.token(who)
+	if err != nil {
+		return err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, w.srv.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	w.lastCode = resp.StatusCode
+	w.lastBody, err = io.ReadAll(resp.Body)
+	return err
+}
+
+// mustCall is call for steps that set up a scenario: anything but a 2xx
+// answer fails the step, with the reason the API gave.
+func (w *world) mustCall(who, method, path string, body any) (map[string]any, error) {
+	if err := w.call(who, method, path, body); err != nil {
+		return nil, err
+	}
+	if w.lastCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s as %s: %d %s", method, path, who, w.lastCode, w.lastBody)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(w.lastBody, &out); err != nil {
+		return nil, fmt.Errorf("%s %s: answer is not JSON: %s", method, path, w.lastBody)
+	}
+	return out, nil
+}
+
+// card reads a supplier's scorecard as the commercial team sees it.
+func (w *world) card(supplierID string) (*cardView, error) {
+	if _, err := w.mustCall("commercial", "GET", "/v1/suppliers/"+supplierID+"/scorecard", nil); err != nil {
+		return nil, err
+	}
+	var c cardView
+	if err := json.Unmarshal(w.lastBody, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// cardView is the part of the scorecard JSON the steps read.
+type cardView struct {
+	Name        string `json:"name"`
+	Commitments []struct {
+		ID               string `json:"id"`
+		StandardID       string `json:"standard_id"`
+		StandardVersion  string `json:"standard_version"`
+		Status           string `json:"status"`
+		LatestAssessment *struct {
+			ID          string `json:"id"`
+			Outcome     string `json:"outcome"`
+			EvidenceRef string `json:"evidence_ref"`
+		} `json:"latest_assessment"`
+	} `json:"commitments"`
+}
