@@ -134,7 +134,7 @@ func TestAddWorkingDays(t *testing.T) {
 		{"Christmas 2027 substitute days", "2027-12-24", 1, "2027-12-29"},
 		{"Christmas 2026, Boxing Day substitute", "2026-12-24", 1, "2026-12-29"},
 		{"New Year 2028 substitute day", "2027-12-31", 1, "2028-01-04"},
-		{"from before the data, first day covered is a holiday", "2023-12-29", 1, "2024-01-02"},
+		{"from the day before the data; first day covered is a holiday", "2023-12-31", 1, "2024-01-02"},
 		{"last working day covered", "2028-12-28", 1, "2028-12-29"},
 		{"20 working days across May holidays", "2026-04-27", 20, "2026-05-27"},
 	}
@@ -163,6 +163,7 @@ func TestAddWorkingDaysErrors(t *testing.T) {
 		{"far past the data", "2028-06-01", 1000, true, "calendar: 2029-01-01 is outside the bank-holiday data (2024-2028)"},
 		{"starts after the data", "2031-01-01", 1, true, "calendar: 2031-01-02 is outside the bank-holiday data (2024-2028)"},
 		{"starts well before the data", "2023-06-01", 1, true, "calendar: 2023-06-02 is outside the bank-holiday data (2024-2028)"},
+		{"weekend before the data is not known either", "2023-12-29", 1, true, "calendar: 2023-12-30 is outside the bank-holiday data (2024-2028)"},
 		{"negative n", "2025-01-08", -1, false, "calendar: cannot add -1 working days: must not be negative"},
 	}
 	for _, tt := range tests {

@@ -135,12 +135,12 @@ func (c *Calendar) isWorkingDay(d date) (bool, error) {
 
 // AddWorkingDays returns the date n working days after d. Day d itself is
 // not counted, so one working day after a Friday is the next Monday (unless
-// that is a bank holiday), and d need not be a working day or even within
-// the years covered. For n = 0 it returns d unchanged; otherwise the result
-// keeps d's location and clock time.
+// that is a bank holiday). Day d need not be a working day, nor within the
+// years covered, but every day after it up to the result must be: otherwise
+// the error wraps ErrOutOfRange. It is also an error if n is negative.
 //
-// It returns an error if n is negative, or one wrapping ErrOutOfRange if a
-// day it needs to look at is outside the years covered.
+// For n = 0 it returns d unchanged; otherwise the result keeps d's location
+// and clock time.
 func (c *Calendar) AddWorkingDays(d time.Time, n int) (time.Time, error) {
 	if n < 0 {
 		return time.Time{}, fmt.Errorf("calendar: cannot add %d working days: must not be negative", n)
