@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/supplier-accountability/sal/calendar"
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
 )
 
@@ -74,6 +75,7 @@ type Assessment struct {
 	EvidenceRef string `json:"evidence_ref"`
 	Assessor    string `json:"assessor"`
 	AssessedOn  string `json:"assessed_on"`
+	RecordedOn  string `json:"recorded_on"`
 	RecordedBy  string `json:"recorded_by"`
 	Event       string `json:"event"`
 	Seq         uint64 `json:"seq"`
@@ -111,6 +113,7 @@ type Breach struct {
 	Rule            Citation      `json:"rule"`
 	ClosedBy        *Citation     `json:"closed_by_rule,omitempty"`
 	Event           string        `json:"event"`
+	Seq             uint64        `json:"seq"`
 }
 
 // Escalation is a step up the remediation ladder.
@@ -280,7 +283,8 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		a := &Assessment{
 			ID: p.AssessmentId, Outcome: OutcomeName(p.Outcome), EvidenceRef: p.EvidenceRef,
 			Assessor: p.Assessor, AssessedOn: p.AssessedOn, RecordedBy: p.RecordedBy,
-			Event: ev.EventId, Seq: seq,
+			RecordedOn: calendar.Today(time.Unix(0, ev.OccurredAtUnixNano)),
+			Event:      ev.EventId, Seq: seq,
 		}
 		cm.Assessments = append(cm.Assessments, a)
 		cm.LatestAssessment = latest(cm)
@@ -294,7 +298,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		c.Breaches = append(c.Breaches, &Breach{
 			ID: p.BreachId, CommitmentID: p.CommitmentId, AssessmentID: p.AssessmentId,
 			Severity: SeverityName(p.Severity), Reason: p.Reason, RaisedOn: p.RaisedOn,
-			Status: BreachOpen, Rule: citation(p.Rule), Event: ev.EventId,
+			Status: BreachOpen, Rule: citation(p.Rule), Event: ev.EventId, Seq: seq,
 		})
 	case *pb.BreachClosed:
 		b := c.breach(p.BreachId)

@@ -24,15 +24,18 @@ import (
 
 	"github.com/supplier-accountability/sal/auth"
 	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/calendar"
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/services/api"
 	"github.com/supplier-accountability/sal/services/assessments"
 	"github.com/supplier-accountability/sal/services/audit"
 	"github.com/supplier-accountability/sal/services/commitments"
 	"github.com/supplier-accountability/sal/services/emit"
+	"github.com/supplier-accountability/sal/services/enforcement"
 	"github.com/supplier-accountability/sal/services/scorecards"
 )
 
@@ -51,6 +54,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the system's structured logs. Default: discard.
 	Logger *slog.Logger
+	// EnforceEvery is how often the enforcement service re-evaluates the
+	// rules when nothing new arrives (deadlines pass with time). Default 1m.
+	EnforceEvery time.Duration
 }
 
 // System is a running instance.
@@ -63,6 +69,9 @@ type System struct {
 	DemoTokens []DemoToken
 	// NATS is the embedded server, or nil with an external one.
 	NATS *server.Server
+	// Enforcer applies the rules; it runs in the background, and tests may
+	// call its Evaluate to settle the rules at the clock's current moment.
+	Enforcer *enforcement.Service
 
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -90,6 +99,7 @@ type service struct {
 var emitting = []service{
 	{"commitments", commitments.EventTypes},
 	{"assessments", assessments.EventTypes},
+	{"enforcement", enforcement.EventTypes},
 }
 
 // Start brings the instance up. Close it when done.
@@ -99,6 +109,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EnforceEvery <= 0 {
+		cfg.EnforceEvery = time.Minute
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("system: no data directory")
@@ -190,10 +203,23 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}
 
+	cal, err := calendar.England()
+	if err != nil {
+		return nil, err
+	}
+	engine := rules.New(cal)
+	s.Enforcer = enforcement.New(engine, emit.New(signers["enforcement"], s.pub, s.Ledger), s.Ledger, cfg.Now, cfg.Logger)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.Enforcer.Run(runCtx, s.Ledger.Updated, cfg.EnforceEvery)
+	}()
+
 	mux := http.NewServeMux()
-	commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
+	commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cal, cfg.Now).Register(mux)
 	assessments.New(emit.New(signers["assessments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
-	scorecards.New(s.Ledger).Register(mux)
+	scorecards.New(s.Ledger, engine, cfg.Now).Register(mux)
+	s.Enforcer.Register(mux)
 	audit.New(s.Ledger).Register(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path))

@@ -302,8 +302,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("after restart: %d\n%v\nwant\n%v", code, after, before)
 	}
 	// Service keys are reused, not re-authorized.
-	if n := len(again.sys.Ledger.Registry().Keys()); n != 2 {
-		t.Fatalf("%d keys in the registry after restart, want 2", n)
+	if n := len(again.sys.Ledger.Registry().Keys()); n != 3 { // commitments, assessments, enforcement
+		t.Fatalf("%d keys in the registry after restart, want 3", n)
 	}
 	code, _ = again.do(t, "POST", "/v1/suppliers/acme-health/commitments/"+body["commitment_id"].(string)+"/assessments", in.tokens["commercial"], `{"outcome":"conformant","evidence_ref":"AUD-1","assessor":"K"}`)
 	if code != http.StatusCreated {

@@ -51,6 +51,9 @@ func New(e emitter, c cards, now func() time.Time) *Service {
 // Register adds the service's routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/assessments", s.handle(s.assess))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/disputes/{dispute}/resolution", s.handle(s.resolve))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/breaches/{breach}/plans", s.handle(s.plan))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/reviews/{review}/closure", s.handle(s.closeReview))
 }
 
 func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error)) http.HandlerFunc {
@@ -86,11 +89,16 @@ type assessRequest struct {
 	AssessedOn  string `json:"assessed_on"`
 }
 
-func (s *Service) commitment(supplierID, commitmentID string) (*scorecard.Commitment, error) {
+func (s *Service) card(supplierID string) (*scorecard.Card, error) {
 	c, err := s.cards.Card(supplierID)
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && !c.Registered) {
 		return nil, api.Errorf(http.StatusNotFound, "supplier %s is not registered", supplierID)
 	}
+	return c, err
+}
+
+func (s *Service) commitment(supplierID, commitmentID string) (*scorecard.Commitment, error) {
+	c, err := s.card(supplierID)
 	if err != nil {
 		return nil, err
 	}
@@ -154,4 +162,147 @@ func (s *Service) assess(r *http.Request, p auth.Principal) (int, any, error) {
 		return 0, nil, err
 	}
 	return out.Status(), map[string]any{"assessment_id": assessmentID, "commitment_id": commitmentID, "event": out}, nil
+}
+
+type resolveRequest struct {
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
+}
+
+// resolve decides a supplier's dispute: upheld voids the assessment (and
+// rule R5 withdraws its breaches); rejected resumes the escalation clocks.
+func (s *Service) resolve(r *http.Request, p auth.Principal) (int, any, error) {
+	supplierID, disputeID := r.PathValue("supplier"), r.PathValue("dispute")
+	if err := api.RequireRole(p, auth.Commercial); err != nil {
+		return 0, nil, err
+	}
+	var req resolveRequest
+	if err := api.Decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	var outcome pb.DisputeOutcome
+	switch req.Outcome {
+	case "upheld":
+		outcome = pb.DisputeOutcome_DISPUTE_OUTCOME_UPHELD
+	case "rejected":
+		outcome = pb.DisputeOutcome_DISPUTE_OUTCOME_REJECTED
+	default:
+		return 0, nil, api.Errorf(http.StatusBadRequest, "outcome must be upheld or rejected, got %q", req.Outcome)
+	}
+	if err := api.Required([2]string{"reason", req.Reason}); err != nil {
+		return 0, nil, err
+	}
+	if err := api.MaxLen("reason", req.Reason, 4000); err != nil {
+		return 0, nil, err
+	}
+	c, err := s.card(supplierID)
+	if err != nil {
+		return 0, nil, err
+	}
+	d := c.Dispute(disputeID)
+	if d == nil {
+		return 0, nil, api.Errorf(http.StatusNotFound, "supplier %s has no dispute %s", supplierID, disputeID)
+	}
+	if d.Status != "open" {
+		return 0, nil, api.Errorf(http.StatusConflict, "dispute %s was already %s on %s", disputeID, d.Status, d.ResolvedOn)
+	}
+	now := s.now()
+	out, err := s.emit.Emit(r.Context(), api.EventID(r, p), supplierID, now, &pb.DisputeResolved{
+		DisputeId: disputeID, Outcome: outcome, Reason: req.Reason, ResolvedBy: p.String(), ResolvedOn: calendar.Today(now),
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return out.Status(), map[string]any{"dispute_id": disputeID, "outcome": req.Outcome, "event": out}, nil
+}
+
+type planRequest struct {
+	DueDate string `json:"due_date"`
+	Summary string `json:"summary"`
+}
+
+// plan records a remediation plan agreed for an open breach (rule R3).
+func (s *Service) plan(r *http.Request, p auth.Principal) (int, any, error) {
+	supplierID, breachID := r.PathValue("supplier"), r.PathValue("breach")
+	if err := api.RequireRole(p, auth.Commercial); err != nil {
+		return 0, nil, err
+	}
+	var req planRequest
+	if err := api.Decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := api.Required([2]string{"summary", req.Summary}); err != nil {
+		return 0, nil, err
+	}
+	if err := api.MaxLen("summary", req.Summary, 4000); err != nil {
+		return 0, nil, err
+	}
+	if _, err := api.ParseDate("due_date", req.DueDate); err != nil {
+		return 0, nil, err
+	}
+	now := s.now()
+	today := calendar.Today(now)
+	if req.DueDate < today {
+		return 0, nil, api.Errorf(http.StatusBadRequest, "due_date %s is in the past (today is %s)", req.DueDate, today)
+	}
+	c, err := s.card(supplierID)
+	if err != nil {
+		return 0, nil, err
+	}
+	b := c.Breach(breachID)
+	if b == nil {
+		return 0, nil, api.Errorf(http.StatusNotFound, "supplier %s has no breach %s", supplierID, breachID)
+	}
+	if b.Status != scorecard.BreachOpen {
+		return 0, nil, api.Errorf(http.StatusConflict, "breach %s is %s; plans are agreed for open breaches", breachID, b.Status)
+	}
+	eventID, planID := api.IDs(r, p, "pl")
+	out, err := s.emit.Emit(r.Context(), eventID, supplierID, now, &pb.RemediationPlanAgreed{
+		PlanId: planID, BreachId: breachID, DueDate: req.DueDate, Summary: req.Summary, AgreedBy: p.String(), AgreedOn: today,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return out.Status(), map[string]any{"plan_id": planID, "breach_id": breachID, "event": out}, nil
+}
+
+type closeRequest struct {
+	Reason string `json:"reason"`
+}
+
+// closeReview closes a disinvestment review (rule R7) with a reason.
+func (s *Service) closeReview(r *http.Request, p auth.Principal) (int, any, error) {
+	supplierID, reviewID := r.PathValue("supplier"), r.PathValue("review")
+	if err := api.RequireRole(p, auth.Commercial); err != nil {
+		return 0, nil, err
+	}
+	var req closeRequest
+	if err := api.Decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := api.Required([2]string{"reason", req.Reason}); err != nil {
+		return 0, nil, err
+	}
+	if err := api.MaxLen("reason", req.Reason, 4000); err != nil {
+		return 0, nil, err
+	}
+	c, err := s.card(supplierID)
+	if err != nil {
+		return 0, nil, err
+	}
+	rv := c.Review(reviewID)
+	if rv == nil {
+		return 0, nil, api.Errorf(http.StatusNotFound, "supplier %s has no disinvestment review %s", supplierID, reviewID)
+	}
+	if rv.Status != "open" {
+		return 0, nil, api.Errorf(http.StatusConflict, "review %s was already closed on %s", reviewID, rv.ClosedOn)
+	}
+	now := s.now()
+	out, err := s.emit.Emit(r.Context(), api.EventID(r, p), supplierID, now, &pb.DisinvestmentReviewClosed{
+		ReviewId: reviewID, Reason: req.Reason, ClosedBy: p.String(), ClosedOn: calendar.Today(now),
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return out.Status(), map[string]any{"review_id": reviewID, "event": out}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/supplier-accountability/sal/calendar"
 	"github.com/supplier-accountability/sal/ledger"
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/scorecard"
 	"github.com/supplier-accountability/sal/services/api"
 	"github.com/supplier-accountability/sal/services/emit"
@@ -42,12 +43,13 @@ type cards interface {
 type Service struct {
 	emit  emitter
 	cards cards
+	cal   *calendar.Calendar
 	now   func() time.Time
 }
 
-// New returns the service.
-func New(e emitter, c cards, now func() time.Time) *Service {
-	return &Service{emit: e, cards: c, now: now}
+// New returns the service. cal decides the dispute window's working days.
+func New(e emitter, c cards, cal *calendar.Calendar, now func() time.Time) *Service {
+	return &Service{emit: e, cards: c, cal: cal, now: now}
 }
 
 // Register adds the service's routes to mux. Every route expects an
@@ -56,6 +58,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/suppliers", s.handle(s.register))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments", s.handle(s.commit))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/withdrawal", s.handle(s.withdraw))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/assessments/{assessment}/disputes", s.handle(s.dispute))
 }
 
 func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error)) http.HandlerFunc {
@@ -206,4 +209,65 @@ func (s *Service) withdraw(r *http.Request, p auth.Principal) (int, any, error) 
 		return 0, nil, err
 	}
 	return out.Status(), map[string]any{"commitment_id": commitmentID, "event": out}, nil
+}
+
+type disputeRequest struct {
+	Grounds string `json:"grounds"`
+}
+
+// dispute is the supplier's right of reply (rule R5): within the dispute
+// window, a supplier may dispute an assessment of its own commitment.
+func (s *Service) dispute(r *http.Request, p auth.Principal) (int, any, error) {
+	supplierID, assessmentID := r.PathValue("supplier"), r.PathValue("assessment")
+	if err := api.RequireSupplierSelf(p, supplierID); err != nil {
+		return 0, nil, err
+	}
+	var req disputeRequest
+	if err := api.Decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := api.Required([2]string{"grounds", req.Grounds}); err != nil {
+		return 0, nil, err
+	}
+	if err := api.MaxLen("grounds", req.Grounds, 4000); err != nil {
+		return 0, nil, err
+	}
+	card, err := s.registered(supplierID)
+	if err != nil {
+		return 0, nil, err
+	}
+	a := card.Assessment(assessmentID)
+	if a == nil {
+		return 0, nil, api.Errorf(http.StatusNotFound, "supplier %s has no assessment %s", supplierID, assessmentID)
+	}
+	if a.Void {
+		return 0, nil, api.Errorf(http.StatusConflict, "assessment %s is already void", assessmentID)
+	}
+	for _, d := range card.Disputes {
+		if d.AssessmentID == assessmentID && d.Status == "open" {
+			return 0, nil, api.Errorf(http.StatusConflict, "assessment %s is already under dispute (%s)", assessmentID, d.ID)
+		}
+	}
+	now := s.now()
+	today := calendar.Today(now)
+	recorded, err := calendar.ParseDate(a.RecordedOn)
+	if err != nil {
+		return 0, nil, err
+	}
+	last, err := s.cal.AddWorkingDays(recorded, rules.DisputeWindowWorkingDays)
+	if err != nil {
+		return 0, nil, err
+	}
+	if lastDay := last.Format(calendar.DateLayout); today > lastDay {
+		return 0, nil, api.Errorf(http.StatusConflict, "the dispute window for assessment %s closed on %s (%d working days after it was recorded on %s; rule %s v%s)",
+			assessmentID, lastDay, rules.DisputeWindowWorkingDays, a.RecordedOn, rules.Disputes.ID, rules.Disputes.Version)
+	}
+	eventID, disputeID := api.IDs(r, p, "dp")
+	out, err := s.emit.Emit(r.Context(), eventID, supplierID, now, &pb.DisputeOpened{
+		DisputeId: disputeID, AssessmentId: assessmentID, Grounds: req.Grounds, OpenedBy: p.String(), OpenedOn: today,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return out.Status(), map[string]any{"dispute_id": disputeID, "assessment_id": assessmentID, "event": out}, nil
 }

@@ -4,13 +4,15 @@
 package scorecards
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/calendar"
 	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/scorecard"
 	"github.com/supplier-accountability/sal/services/api"
 	"github.com/supplier-accountability/sal/standards"
@@ -26,11 +28,38 @@ var _ store = (*ledger.Ledger)(nil)
 
 // Service serves reads.
 type Service struct {
-	store store
+	store  store
+	engine *rules.Engine
+	now    func() time.Time
 }
 
-// New returns the service.
-func New(s store) *Service { return &Service{store: s} }
+// New returns the service. The rating and escalation clocks on a scorecard
+// are computed by engine as of the clock's date.
+func New(s store, engine *rules.Engine, now func() time.Time) *Service {
+	return &Service{store: s, engine: engine, now: now}
+}
+
+// View is a scorecard as served: the stored projection, plus the KPI rating
+// and each breach's escalation clock as of a date, with their explanations.
+type View struct {
+	*scorecard.Card
+	AsOf   string                 `json:"as_of"`
+	Rating rules.Rating           `json:"rating"`
+	Clocks map[string]rules.Clock `json:"escalation_clocks"`
+}
+
+// Explain builds the view of card as of today.
+func Explain(engine *rules.Engine, card *scorecard.Card, today string) (View, error) {
+	v := View{Card: card, AsOf: today, Rating: rules.Rate(card, today), Clocks: map[string]rules.Clock{}}
+	for _, b := range card.Breaches {
+		k, err := engine.ClockOf(card, b)
+		if err != nil {
+			return v, fmt.Errorf("breach %s: %w", b.ID, err)
+		}
+		v.Clocks[b.ID] = k
+	}
+	return v, nil
+}
 
 // Register adds the routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -45,7 +74,7 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusForbidden, "forbidden: a supplier may read only its own scorecard"))
 		return
 	}
-	b, err := s.store.Scorecard(id)
+	card, err := s.store.Card(id)
 	if errors.Is(err, ledger.ErrNotFound) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "supplier %s has no scorecard (not registered)", id))
 		return
@@ -54,18 +83,19 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, b, "", "  "); err != nil {
+	v, err := Explain(s.engine, card, calendar.Today(s.now()))
+	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	api.WriteRawJSON(w, http.StatusOK, pretty.Bytes())
+	api.WriteJSON(w, http.StatusOK, v)
 }
 
 // Summary is one line of the supplier list.
 type Summary struct {
 	SupplierID   string `json:"supplier_id"`
 	Name         string `json:"name"`
+	Rating       string `json:"rating"`
 	Commitments  int    `json:"commitments"`
 	OpenBreaches int    `json:"open_breaches"`
 	LastSeq      uint64 `json:"last_seq"`
@@ -81,6 +111,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
+	today := calendar.Today(s.now())
 	out := make([]Summary, 0, len(ids))
 	for _, id := range ids {
 		c, err := s.store.Card(id)
@@ -88,7 +119,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 			api.WriteError(w, err)
 			return
 		}
-		sum := Summary{SupplierID: id, Name: c.Name, Commitments: len(c.Commitments), LastSeq: c.LastSeq}
+		sum := Summary{SupplierID: id, Name: c.Name, Rating: rules.Rate(c, today).Label, Commitments: len(c.Commitments), LastSeq: c.LastSeq}
 		for _, b := range c.Breaches {
 			if b.Status == scorecard.BreachOpen {
 				sum.OpenBreaches++
