@@ -39,7 +39,7 @@ func (w *world) todayIs(date string) error {
 	}
 	// Mid-morning in England, well clear of midnight in either time zone.
 	w.clock.set(d.Add(10 * time.Hour))
-	return nil
+	return w.settle()
 }
 
 func (w *world) registered(id, name string) error {

@@ -28,7 +28,8 @@ func TestFeatures(t *testing.T) {
 		Name:                "sal",
 		ScenarioInitializer: initScenario,
 		Options: &godog.Options{
-			Format:   "pretty",
+			Format:   "progress",
+			NoColors: true,
 			Paths:    []string{"."},
 			TestingT: t,
 			Strict:   true,
@@ -71,6 +72,7 @@ type world struct {
 	commitments map[string]string // supplier id -> latest commitment id
 	assessments map[string]string // supplier id -> latest assessment id
 	lastEvent   string            // id of the last raw event published by a step
+	lastEmitted int               // consequences the last rule evaluation emitted
 }
 
 func initScenario(sc *godog.ScenarioContext) {
@@ -91,6 +93,8 @@ func initScenario(sc *godog.ScenarioContext) {
 			return ctx, err
 		}
 		w.srv = httptest.NewServer(w.sys.Handler)
+		// A scenario's "today" is what the enforcement service sees; it
+		// evaluates on every commit and as the scenario moves the clock.
 		for _, t := range w.sys.DemoTokens {
 			w.tokens[t.Role] = t.Token
 		}
@@ -107,6 +111,7 @@ func initScenario(sc *godog.ScenarioContext) {
 		return ctx, err
 	})
 	registerSkeletonSteps(sc, w)
+	registerRuleSteps(sc, w)
 }
 
 // token returns the bearer token of a principal ("commercial", "auditor",
@@ -152,8 +157,15 @@ func (w *world) call(who, method, path string, body any) error {
 	}
 	defer resp.Body.Close()
 	w.lastCode = resp.StatusCode
-	w.lastBody, err = io.ReadAll(resp.Body)
-	return err
+	if w.lastBody, err = io.ReadAll(resp.Body); err != nil {
+		return err
+	}
+	if method != "GET" {
+		// A write may make the rules fire: let the enforcement service
+		// settle before the next step looks.
+		return w.settle()
+	}
+	return nil
 }
 
 // mustCall is call for steps that set up a scenario: anything but a 2xx

@@ -17,7 +17,7 @@ const (
 )
 
 // RatingFormula is the published formula of rule R8, version 1.
-const RatingFormula = `Counted as of the rating date: past-target commitments are those whose target date has passed and that were not withdrawn on or before it; of these, the assessed ones are those with an assessment in force (not void, not under dispute); the conformant share is conformant / assessed. Open breaches are counted by severity and escalation level; a breach whose assessment is under dispute is shown as under dispute and not counted.
+const RatingFormula = `Counted as of the rating date: past-target commitments are those whose target date has passed and that were not withdrawn on or before it; of these, the assessed ones are those with an assessment in force (not void, not under dispute); the conformant share is (conformant + half of partially conformant) / assessed. Open breaches are counted by severity and escalation level; a breach whose assessment is under dispute is shown as under dispute and not counted.
 Inadequate: any open breach at level 2, or 3 or more open major breaches, or a conformant share below 50%.
 Requires improvement: otherwise, any open major breach, any open breach at level 1, or a conformant share below 80%.
 Approaching target: otherwise, any open minor breach, or a conformant share below 100%.
@@ -32,6 +32,7 @@ type Inputs struct {
 	PastTarget           int     `json:"past_target"`
 	AssessedPastTarget   int     `json:"assessed_past_target"`
 	ConformantPastTarget int     `json:"conformant_past_target"`
+	PartialPastTarget    int     `json:"partially_conformant_past_target"`
 	ConformantShare      float64 `json:"conformant_share"` // 1 when nothing is assessed yet
 	OpenMinor            int     `json:"open_minor_breaches"`
 	OpenMajor            int     `json:"open_major_breaches"`
@@ -72,14 +73,17 @@ func Rate(c *scorecard.Card, today string) Rating {
 		in.PastTarget++
 		if a := cm.LatestAssessment; a != nil && !a.Disputed {
 			in.AssessedPastTarget++
-			if a.Outcome == "conformant" {
+			switch a.Outcome {
+			case "conformant":
 				in.ConformantPastTarget++
+			case "partially_conformant":
+				in.PartialPastTarget++
 			}
 		}
 	}
 	in.ConformantShare = 1
 	if in.AssessedPastTarget > 0 {
-		in.ConformantShare = float64(in.ConformantPastTarget) / float64(in.AssessedPastTarget)
+		in.ConformantShare = (float64(in.ConformantPastTarget) + 0.5*float64(in.PartialPastTarget)) / float64(in.AssessedPastTarget)
 	}
 	for _, b := range c.Breaches {
 		if b.Status != scorecard.BreachOpen {

@@ -98,24 +98,28 @@ func date(s string) (time.Time, error) { return calendar.ParseDate(s) }
 func fmtDate(t time.Time) string { return t.Format(calendar.DateLayout) }
 
 // Evaluate returns the consequences that the rules require of card on date
-// today (YYYY-MM-DD) and that card does not yet record. Consequences can
-// enable others (a breach counts towards a review); call again after they
-// are applied until nothing is returned.
+// today (YYYY-MM-DD) and that card does not yet record. The rules are tried
+// in a fixed order (closures, withdrawals by dispute, non-conformance,
+// missed target, withdrawal, escalation, review) and only the first that
+// has something to say answers, because its consequences change what the
+// later ones see; call again after they are applied until nothing is
+// returned.
 func (e *Engine) Evaluate(c *scorecard.Card, today string) ([]Consequence, error) {
 	if _, err := date(today); err != nil {
 		return nil, fmt.Errorf("rules: today: %w", err)
 	}
-	var out []Consequence
 	for _, step := range []func(*scorecard.Card, string) ([]Consequence, error){
-		e.closures, e.disputeWithdrawals, e.missedTargets, e.nonConformance, e.withdrawals, e.escalations, e.reviews,
+		e.closures, e.disputeWithdrawals, e.nonConformance, e.missedTargets, e.withdrawals, e.escalations, e.reviews,
 	} {
 		cs, err := step(c, today)
 		if err != nil {
 			return nil, fmt.Errorf("rules: supplier %s: %w", c.SupplierID, err)
 		}
-		out = append(out, cs...)
+		if len(cs) > 0 {
+			return cs, nil
+		}
 	}
-	return out, nil
+	return nil, nil
 }
 
 func openBreachOn(c *scorecard.Card, commitmentID string) *scorecard.Breach {

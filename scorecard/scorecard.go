@@ -246,6 +246,9 @@ func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
 		c.Ignored = append(c.Ignored, Ignored{Seq: seq, Event: ev.EventId, Reason: reason})
 	}
 	for _, cm := range c.Commitments {
+		// LatestAssessment is a copy once the card has been stored and
+		// read back, so it is recomputed from Assessments every time.
+		cm.LatestAssessment = latest(cm)
 		cm.Status = c.status(cm)
 	}
 }
@@ -287,7 +290,6 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			Event:      ev.EventId, Seq: seq,
 		}
 		cm.Assessments = append(cm.Assessments, a)
-		cm.LatestAssessment = latest(cm)
 	case *pb.BreachRaised:
 		if c.commitment(p.CommitmentId) == nil {
 			return "breach of unknown commitment " + p.CommitmentId
@@ -359,9 +361,6 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			a.Void = true
 		}
 		d.Reason, d.ResolvedBy, d.ResolvedOn, d.ResolveEvent = p.Reason, p.ResolvedBy, p.ResolvedOn, ev.EventId
-		for _, cm := range c.Commitments {
-			cm.LatestAssessment = latest(cm)
-		}
 	case *pb.DisinvestmentReviewOpened:
 		c.Reviews = append(c.Reviews, &Review{
 			ID: p.ReviewId, OpenedOn: p.OpenedOn, BreachIDs: append([]string{}, p.BreachIds...),
