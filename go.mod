@@ -6,7 +6,9 @@ require (
 	github.com/cucumber/godog v0.16.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/transparency-dev/merkle v0.0.2
 	go.etcd.io/bbolt v1.5.0
+	golang.org/x/mod v0.43.0
 	google.golang.org/protobuf v1.36.12
 )
 

@@ -63,6 +63,7 @@ type batch struct {
 	now   time.Time
 	cards map[string]*scorecard.Card
 	regUp bool
+	cp    *Checkpointer
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -78,7 +79,7 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}}
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}, cp: l.cp}
 		for i, raw := range raws {
 			r, err := b.appendOne(raw)
 			if err != nil {
@@ -127,6 +128,9 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	}
 	if err := b.tx.Bucket(bucketEventIDs).Put([]byte(id), u64(seq)); err != nil {
 		return Result{}, fmt.Errorf("put event id %s: %w", id, err)
+	}
+	if err := addLeaf(b.tx, seq, raw); err != nil {
+		return Result{}, err
 	}
 	b.head = head{seq: seq, hash: hash}
 	if o.Event.SupplierId == "" {
@@ -202,6 +206,10 @@ func (b *batch) finish() error {
 		if err := b.tx.Bucket(bucketScorecards).Put([]byte(id), v); err != nil {
 			return fmt.Errorf("put scorecard %s: %w", id, err)
 		}
+		sum := sha256.Sum256(v)
+		if err := b.tx.Bucket(bucketCardDigests).Put([]byte(id), sum[:]); err != nil {
+			return fmt.Errorf("put scorecard digest %s: %w", id, err)
+		}
 	}
 	if b.regUp {
 		for _, a := range b.reg.Keys() {
@@ -217,7 +225,13 @@ func (b *batch) finish() error {
 	h := make([]byte, 0, 40)
 	h = append(h, u64(b.head.seq)...)
 	h = append(h, b.head.hash[:]...)
-	return b.tx.Bucket(bucketMeta).Put(keyHead, h)
+	if err := b.tx.Bucket(bucketMeta).Put(keyHead, h); err != nil {
+		return err
+	}
+	if b.cp != nil {
+		return b.checkpoint(b.cp)
+	}
+	return nil
 }
 
 func beUint64(b []byte) uint64 {

@@ -73,6 +73,8 @@ type Ledger struct {
 	appendMu sync.Mutex // serializes Append and RebuildProjections
 	reg      *keys.Registry
 
+	cp *Checkpointer // nil: no checkpoints (tools that only read)
+
 	mu      sync.Mutex
 	waiters map[string][]chan Result
 	updated chan struct{} // closed and replaced after every commit
@@ -86,6 +88,8 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync on commit. Only benchmarks of the raw cost set it.
 	NoSync bool
+	// Checkpoints, when set, signs a checkpoint after every committed batch.
+	Checkpoints *Checkpointer
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -101,11 +105,11 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	l := &Ledger{db: db, now: opts.Now, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
+	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
 	rootID := envelope.KeyID(root)
 	reg := keys.NewRegistry(root)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards} {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

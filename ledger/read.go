@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"encoding/json"
 	"errors"
@@ -227,6 +228,10 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 			}
 			if err := b.Put([]byte(id), v); err != nil {
 				return fmt.Errorf("ledger: rebuild: put %s: %w", id, err)
+			}
+			sum := sha256.Sum256(v)
+			if err := tx.Bucket(bucketCardDigests).Put([]byte(id), sum[:]); err != nil {
+				return fmt.Errorf("ledger: rebuild: put digest %s: %w", id, err)
 			}
 		}
 		return nil

@@ -54,6 +54,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the system's structured logs. Default: discard.
 	Logger *slog.Logger
+	// Origin names the log in its checkpoints. Default: derived from the
+	// registry root key (see DefaultOrigin).
+	Origin string
 	// EnforceEvery is how often the enforcement service re-evaluates the
 	// rules when nothing new arrives (deadlines pass with time). Default 1m.
 	EnforceEvery time.Duration
@@ -69,6 +72,8 @@ type System struct {
 	DemoTokens []DemoToken
 	// NATS is the embedded server, or nil with an external one.
 	NATS *server.Server
+	// CheckpointKey is the signed-note verifier key of the checkpoints.
+	CheckpointKey string
 	// Enforcer applies the rules; it runs in the background, and tests may
 	// call its Evaluate to settle the rules at the clock's current moment.
 	Enforcer *enforcement.Service
@@ -131,7 +136,23 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: cfg.Now})
+	cpKey, _, err := keys.LoadOrCreate(filepath.Join(keyDir, "checkpoint.key"))
+	if err != nil {
+		return nil, err
+	}
+	origin := cfg.Origin
+	if origin == "" {
+		origin = DefaultOrigin(rootKey.Public().(ed25519.PublicKey))
+	}
+	cpSigner, vkey, err := keys.NoteSigner(origin, cpKey)
+	if err != nil {
+		return nil, err
+	}
+	s.CheckpointKey = vkey
+	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootKey.Public().(ed25519.PublicKey), ledger.Options{
+		Now:         cfg.Now,
+		Checkpoints: &ledger.Checkpointer{Origin: origin, Signer: cpSigner},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	assessments.New(emit.New(signers["assessments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
 	scorecards.New(s.Ledger, engine, cfg.Now).Register(mux)
 	s.Enforcer.Register(mux)
-	audit.New(s.Ledger).Register(mux)
+	audit.New(s.Ledger, s.CheckpointKey).Register(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path))
 	})
@@ -233,6 +254,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	top.HandleFunc("GET /readyz", s.ready)
 	s.Handler = top
 	return s, nil
+}
+
+// DefaultOrigin is the checkpoint origin of a ledger whose registry root is
+// root: stable for the ledger's life, unique to it.
+func DefaultOrigin(root ed25519.PublicKey) string {
+	return "sal.ledger/" + envelope.KeyID(root)[:16]
 }
 
 // authorize makes sure the registry in the ledger lets signer emit the

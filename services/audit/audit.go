@@ -6,13 +6,16 @@ package audit
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/supplier-accountability/sal/auth"
@@ -24,6 +27,11 @@ import (
 
 type log interface {
 	Entries(from uint64, limit int) ([]ledger.Entry, error)
+	Head() (uint64, [32]byte, error)
+	SignedCheckpoint(size uint64) ([]byte, error)
+	InclusionProof(seq, size uint64) (tlog.RecordProof, error)
+	ConsistencyProof(older, newer uint64) (tlog.TreeProof, error)
+	TreeHead(size uint64) (tlog.Hash, error)
 	Quarantine(from uint64, limit int) ([]ledger.QuarantineRecord, error)
 	Verify(ctx context.Context) (uint64, error)
 	Registry() *keys.Registry
@@ -33,11 +41,13 @@ var _ log = (*ledger.Ledger)(nil)
 
 // Service serves the audit routes.
 type Service struct {
-	log log
+	log           log
+	checkpointKey string
 }
 
-// New returns the service.
-func New(l log) *Service { return &Service{log: l} }
+// New returns the service. checkpointKey is the signed-note verifier key of
+// the ledger's checkpoints, published so auditors can check them.
+func New(l log, checkpointKey string) *Service { return &Service{log: l, checkpointKey: checkpointKey} }
 
 // Register adds the routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -45,6 +55,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/audit/quarantine", s.guard(s.quarantine))
 	mux.HandleFunc("GET /v1/audit/keys", s.guard(s.keys))
 	mux.HandleFunc("POST /v1/audit/verify", s.guard(s.verify))
+	mux.HandleFunc("GET /v1/audit/checkpoint", s.guard(s.checkpoint))
+	mux.HandleFunc("GET /v1/audit/proofs/inclusion", s.guard(s.inclusion))
+	mux.HandleFunc("GET /v1/audit/proofs/consistency", s.guard(s.consistency))
 }
 
 func (s *Service) guard(next http.HandlerFunc) http.HandlerFunc {
@@ -89,6 +102,7 @@ type EventView struct {
 	Hash       string          `json:"entry_hash"`
 	PrevHash   string          `json:"prev_hash"`
 	Payload    json.RawMessage `json:"payload"`
+	Envelope   []byte          `json:"envelope"` // the stored bytes, base64: what the signature and the Merkle leaf cover
 }
 
 func (s *Service) events(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +136,7 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 		out = append(out, EventView{
 			Seq: e.Seq, EventID: o.Event.EventId, Type: o.Event.Type.String(), SupplierID: o.Event.SupplierId,
 			OccurredAt: o.OccurredAt(), AppendedAt: e.AppendedAt, KeyID: o.Event.KeyId, Signer: signer,
-			Hash: hex.EncodeToString(e.Hash[:]), PrevHash: hex.EncodeToString(e.PrevHash[:]), Payload: payload,
+			Hash: hex.EncodeToString(e.Hash[:]), PrevHash: hex.EncodeToString(e.PrevHash[:]), Payload: payload, Envelope: e.Envelope,
 		})
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{"events": out})
@@ -147,7 +161,7 @@ func (s *Service) quarantine(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) keys(w http.ResponseWriter, r *http.Request) {
 	reg := s.log.Registry()
-	api.WriteJSON(w, http.StatusOK, map[string]any{"root_key_id": reg.RootKeyID(), "keys": reg.Keys()})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"root_key_id": reg.RootKeyID(), "root_public_key": reg.Root(), "checkpoint_verifier_key": s.checkpointKey, "keys": reg.Keys()})
 }
 
 func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
@@ -161,4 +175,145 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
 	default:
 		api.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "verified": n})
 	}
+}
+
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		if def == 0 {
+			return 0, api.Errorf(http.StatusBadRequest, "missing query parameter %q", name)
+		}
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, api.Errorf(http.StatusBadRequest, "%s must be a whole number from 1, got %q", name, v)
+	}
+	return n, nil
+}
+
+// checkpoint serves a signed checkpoint note as text: the latest, or the
+// one at ?size=.
+func (s *Service) checkpoint(w http.ResponseWriter, r *http.Request) {
+	var size uint64
+	if r.URL.Query().Get("size") != "" {
+		var err error
+		if size, err = uintParam(r, "size", 0); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+	}
+	b, err := s.log.SignedCheckpoint(size)
+	if errors.Is(err, ledger.ErrNoCheckpoint) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "no checkpoint at size %d (checkpoints are published after each committed batch)", size))
+		return
+	}
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func b64(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return out
+}
+
+func (s *Service) headSize() (uint64, error) {
+	n, _, err := s.log.Head()
+	return n, err
+}
+
+// inclusion proves ?seq= is in the tree of ?size= (default: the head).
+func (s *Service) inclusion(w http.ResponseWriter, r *http.Request) {
+	head, err := s.headSize()
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	seq, err := uintParam(r, "seq", 0)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	size, err := uintParam(r, "size", head)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	if seq > size || size > head {
+		api.WriteError(w, api.Errorf(http.StatusBadRequest, "need 1 <= seq <= size <= %d (the head), got seq %d size %d", head, seq, size))
+		return
+	}
+	p, err := s.log.InclusionProof(seq, size)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	root, err := s.log.TreeHead(size)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	es, err := s.log.Entries(seq, 1)
+	if err != nil || len(es) != 1 {
+		api.WriteError(w, fmt.Errorf("entry %d: %v", seq, err))
+		return
+	}
+	leaf := ledger.LeafHash(es[0].Envelope)
+	api.WriteJSON(w, http.StatusOK, map[string]any{
+		"seq": seq, "leaf_index": seq - 1, "tree_size": size,
+		"leaf_hash": base64.StdEncoding.EncodeToString(leaf[:]),
+		"root_hash": base64.StdEncoding.EncodeToString(root[:]),
+		"hashes":    b64(p),
+	})
+}
+
+// consistency proves the tree of ?from= is a prefix of the tree of ?to=.
+func (s *Service) consistency(w http.ResponseWriter, r *http.Request) {
+	head, err := s.headSize()
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	from, err := uintParam(r, "from", 0)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	to, err := uintParam(r, "to", head)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	if from > to || to > head {
+		api.WriteError(w, api.Errorf(http.StatusBadRequest, "need 1 <= from <= to <= %d (the head), got from %d to %d", head, from, to))
+		return
+	}
+	p, err := s.log.ConsistencyProof(from, to)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	r1, err := s.log.TreeHead(from)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	r2, err := s.log.TreeHead(to)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{
+		"from": from, "to": to,
+		"from_root": base64.StdEncoding.EncodeToString(r1[:]),
+		"to_root":   base64.StdEncoding.EncodeToString(r2[:]),
+		"hashes":    b64(p),
+	})
 }

@@ -1,0 +1,269 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// LeafVersion is the first byte of every Merkle leaf: the leaf format
+// version. Leaf data is LeafVersion || envelope bytes; its hash is the
+// RFC 6962 leaf hash SHA-256(0x00 || leaf data).
+const LeafVersion = 0x01
+
+// LeafData is the Merkle leaf of an envelope.
+func LeafData(env []byte) []byte {
+	b := make([]byte, 0, 1+len(env))
+	b = append(b, LeafVersion)
+	return append(b, env...)
+}
+
+// LeafHash is the RFC 6962 leaf hash of an envelope's leaf.
+func LeafHash(env []byte) tlog.Hash { return tlog.RecordHash(LeafData(env)) }
+
+var (
+	bucketTree        = []byte("tree")
+	bucketCheckpoints = []byte("checkpoints")
+	bucketCardDigests = []byte("card_digests")
+	keyCheckpointSize = []byte("checkpoint_size")
+)
+
+// ErrNoCheckpoint means no checkpoint was published at the size asked for.
+var ErrNoCheckpoint = errors.New("ledger: no checkpoint at that size")
+
+// hashReader reads stored tree hashes inside a transaction.
+func hashReader(tx *bolt.Tx) tlog.HashReaderFunc {
+	return func(indexes []int64) ([]tlog.Hash, error) {
+		b := tx.Bucket(bucketTree)
+		out := make([]tlog.Hash, len(indexes))
+		for i, idx := range indexes {
+			v := b.Get(u64(uint64(idx)))
+			if len(v) != tlog.HashSize {
+				return nil, fmt.Errorf("%w: tree hash %d missing", ErrChainBroken, idx)
+			}
+			copy(out[i][:], v)
+		}
+		return out, nil
+	}
+}
+
+// addLeaf stores the tree hashes that record seq (1-based) adds.
+func addLeaf(tx *bolt.Tx, seq uint64, env []byte) error {
+	n := int64(seq - 1)
+	hashes, err := tlog.StoredHashesForRecordHash(n, LeafHash(env), hashReader(tx))
+	if err != nil {
+		return fmt.Errorf("tree: leaf %d: %w", seq, err)
+	}
+	b := tx.Bucket(bucketTree)
+	idx := tlog.StoredHashIndex(0, n)
+	for i, h := range hashes {
+		if err := b.Put(u64(uint64(idx+int64(i))), h[:]); err != nil {
+			return fmt.Errorf("tree: put hash: %w", err)
+		}
+	}
+	return nil
+}
+
+// CardsDigest is what a checkpoint commits to about the scorecards: the
+// SHA-256 over, for every supplier in id order, the id, a zero byte and the
+// SHA-256 of its stored scorecard bytes.
+func CardsDigest(cardHashes map[string][32]byte) [32]byte {
+	ids := make([]string, 0, len(cardHashes))
+	for id := range cardHashes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		sum := cardHashes[id]
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+		h.Write(sum[:])
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func cardsDigestTx(tx *bolt.Tx) ([32]byte, error) {
+	m := map[string][32]byte{}
+	err := tx.Bucket(bucketCardDigests).ForEach(func(k, v []byte) error {
+		var s [32]byte
+		copy(s[:], v)
+		m[string(k)] = s
+		return nil
+	})
+	return CardsDigest(m), err
+}
+
+// Checkpoint is a parsed checkpoint body (C2SP tlog-checkpoint): origin,
+// tree size, root hash, and the extension line committing to the
+// scorecards' digest at that size.
+type Checkpoint struct {
+	Origin      string
+	Size        uint64
+	Root        tlog.Hash
+	CardsDigest [32]byte
+}
+
+const cardsExt = "sal-scorecards sha256:"
+
+// Text is the checkpoint body, ready to sign as a note.
+func (c Checkpoint) Text() string {
+	return fmt.Sprintf("%s\n%d\n%s\n%s%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]), cardsExt, hex.EncodeToString(c.CardsDigest[:]))
+}
+
+// ParseCheckpoint reads a checkpoint body (the text of a verified note).
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	var c Checkpoint
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) < 4 {
+		return c, fmt.Errorf("ledger: checkpoint has %d lines, want 4", len(lines))
+	}
+	c.Origin = lines[0]
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return c, fmt.Errorf("ledger: checkpoint size %q: %w", lines[1], err)
+	}
+	c.Size = size
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != tlog.HashSize {
+		return c, fmt.Errorf("ledger: checkpoint root %q is not a base64 SHA-256", lines[2])
+	}
+	copy(c.Root[:], root)
+	for _, l := range lines[3:] {
+		if rest, ok := strings.CutPrefix(l, cardsExt); ok {
+			d, err := hex.DecodeString(rest)
+			if err != nil || len(d) != 32 {
+				return c, fmt.Errorf("ledger: checkpoint scorecards digest %q malformed", rest)
+			}
+			copy(c.CardsDigest[:], d)
+			return c, nil
+		}
+	}
+	return c, errors.New("ledger: checkpoint has no scorecards digest line")
+}
+
+// Checkpointer signs checkpoints for one log origin.
+type Checkpointer struct {
+	Origin string
+	Signer note.Signer
+}
+
+func (b *batch) checkpoint(cp *Checkpointer) error {
+	meta := b.tx.Bucket(bucketMeta)
+	if b.head.seq == 0 || beUint64(meta.Get(keyCheckpointSize)) == b.head.seq {
+		return nil
+	}
+	root, err := tlog.TreeHash(int64(b.head.seq), hashReader(b.tx))
+	if err != nil {
+		return fmt.Errorf("checkpoint at %d: %w", b.head.seq, err)
+	}
+	digest, err := cardsDigestTx(b.tx)
+	if err != nil {
+		return err
+	}
+	c := Checkpoint{Origin: cp.Origin, Size: b.head.seq, Root: root, CardsDigest: digest}
+	signed, err := note.Sign(&note.Note{Text: c.Text()}, cp.Signer)
+	if err != nil {
+		return fmt.Errorf("sign checkpoint at %d: %w", b.head.seq, err)
+	}
+	if err := b.tx.Bucket(bucketCheckpoints).Put(u64(b.head.seq), signed); err != nil {
+		return err
+	}
+	return meta.Put(keyCheckpointSize, u64(b.head.seq))
+}
+
+// SignedCheckpoint returns the signed note of the checkpoint at size, or
+// the latest one when size is 0.
+func (l *Ledger) SignedCheckpoint(size uint64) ([]byte, error) {
+	var out []byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		var v []byte
+		if size == 0 {
+			_, v = b.Cursor().Last()
+		} else {
+			v = b.Get(u64(size))
+		}
+		if v == nil {
+			return fmt.Errorf("%w: %d", ErrNoCheckpoint, size)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// CheckpointSizes lists the sizes at which checkpoints were published.
+func (l *Ledger) CheckpointSizes() ([]uint64, error) {
+	var out []uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).ForEach(func(k, _ []byte) error {
+			out = append(out, binary.BigEndian.Uint64(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// TreeHead returns the Merkle root of the first size entries.
+func (l *Ledger) TreeHead(size uint64) (tlog.Hash, error) {
+	var h tlog.Hash
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if head := readHead(tx); size > head.seq {
+			return fmt.Errorf("ledger: tree size %d is beyond the head %d", size, head.seq)
+		}
+		var err error
+		h, err = tlog.TreeHash(int64(size), hashReader(tx))
+		return err
+	})
+	return h, err
+}
+
+// InclusionProof proves that entry seq is in the tree of the given size.
+// The proof is in RFC 6962 order (leaf upwards), for leaf index seq-1.
+func (l *Ledger) InclusionProof(seq, size uint64) (tlog.RecordProof, error) {
+	var p tlog.RecordProof
+	if seq == 0 || seq > size {
+		return nil, fmt.Errorf("ledger: entry %d is not in a tree of size %d", seq, size)
+	}
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if head := readHead(tx); size > head.seq {
+			return fmt.Errorf("ledger: tree size %d is beyond the head %d", size, head.seq)
+		}
+		var err error
+		p, err = tlog.ProveRecord(int64(size), int64(seq-1), hashReader(tx))
+		return err
+	})
+	return p, err
+}
+
+// ConsistencyProof proves that the tree of size older is a prefix of the
+// tree of size newer.
+func (l *Ledger) ConsistencyProof(older, newer uint64) (tlog.TreeProof, error) {
+	var p tlog.TreeProof
+	if older == 0 || older > newer {
+		return nil, fmt.Errorf("ledger: no consistency proof from size %d to %d", older, newer)
+	}
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if head := readHead(tx); newer > head.seq {
+			return fmt.Errorf("ledger: tree size %d is beyond the head %d", newer, head.seq)
+		}
+		var err error
+		p, err = tlog.ProveTree(int64(newer), int64(older), hashReader(tx))
+		return err
+	})
+	return p, err
+}
