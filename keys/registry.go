@@ -101,30 +101,47 @@ func isRegistryEvent(t pb.EventType) bool {
 // one of ErrUnknownKey, ErrRetiredKey, ErrOutsideAuthority,
 // ErrBadRegistryChange or envelope.ErrBadSignature.
 func (r *Registry) Check(o *envelope.Opened) error {
+	pub, err := r.KeyFor(o)
+	if err != nil {
+		return err
+	}
+	return o.Verify(pub)
+}
+
+// KeyFor returns the public key that must have signed o, after checking
+// that the key exists, is not retired and may emit o. It does not check the
+// signature of an event it accepts (callers verify many in parallel); Check
+// does both. On its refusal paths it checks the signature first, so that a
+// forged event is reported as forged (the key is returned, and the caller's
+// verification fails) rather than as whatever the forgery claims.
+func (r *Registry) KeyFor(o *envelope.Opened) (ed25519.PublicKey, error) {
 	ev := o.Event
 	if ev.KeyId == r.rootID {
-		if err := o.Verify(r.root); err != nil {
-			return err
+		if o.Verify(r.root) != nil {
+			return r.root, nil // the caller's signature check reports it
 		}
 		if !isRegistryEvent(ev.Type) || ev.SupplierId != "" {
-			return fmt.Errorf("%w: root key may only change the registry, not emit %s", ErrOutsideAuthority, ev.Type)
+			return nil, fmt.Errorf("%w: root key may only change the registry, not emit %s", ErrOutsideAuthority, ev.Type)
 		}
-		return r.checkChange(o)
+		return r.root, r.checkChange(o)
 	}
 	a, ok := r.keys[ev.KeyId]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownKey, ev.KeyId)
-	}
-	if err := o.Verify(a.PublicKey); err != nil {
-		return err
+		return nil, fmt.Errorf("%w: %s", ErrUnknownKey, ev.KeyId)
 	}
 	if a.RetiredAt != 0 {
-		return fmt.Errorf("%w: %s retired at sequence %d", ErrRetiredKey, ev.KeyId, a.RetiredAt)
+		if o.Verify(a.PublicKey) != nil {
+			return a.PublicKey, nil
+		}
+		return nil, fmt.Errorf("%w: %s retired at sequence %d", ErrRetiredKey, ev.KeyId, a.RetiredAt)
 	}
 	if !a.allows(ev) {
-		return fmt.Errorf("%w: %s (%s) may not emit %s for supplier %q", ErrOutsideAuthority, ev.KeyId, a.Holder, ev.Type, ev.SupplierId)
+		if o.Verify(a.PublicKey) != nil {
+			return a.PublicKey, nil
+		}
+		return nil, fmt.Errorf("%w: %s (%s) may not emit %s for supplier %q", ErrOutsideAuthority, ev.KeyId, a.Holder, ev.Type, ev.SupplierId)
 	}
-	return nil
+	return a.PublicKey, nil
 }
 
 func (r *Registry) checkChange(o *envelope.Opened) error {

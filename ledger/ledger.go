@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -90,6 +91,9 @@ type Options struct {
 	NoSync bool
 	// Checkpoints, when set, signs a checkpoint after every committed batch.
 	Checkpoints *Checkpointer
+	// ReadOnly opens an existing file for reading only (auditing, replay,
+	// export); appends fail.
+	ReadOnly bool
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -98,7 +102,12 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync})
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("ledger: open %s: another process holds it (is the system already running?)", path)
@@ -108,7 +117,20 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
 	rootID := envelope.KeyID(root)
 	reg := keys.NewRegistry(root)
-	err = db.Update(func(tx *bolt.Tx) error {
+	setup := db.Update
+	if opts.ReadOnly {
+		setup = db.View
+	}
+	err = setup(func(tx *bolt.Tx) error {
+		if opts.ReadOnly {
+			if tx.Bucket(bucketMeta) == nil {
+				return fmt.Errorf("%w: not a ledger file", ErrStoredFormat)
+			}
+			if got := string(tx.Bucket(bucketMeta).Get(keyRootKeyID)); got != rootID {
+				return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, got, rootID)
+			}
+			return loadRegistry(tx, reg)
+		}
 		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
@@ -128,14 +150,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		case string(meta.Get(keyRootKeyID)) != rootID:
 			return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, meta.Get(keyRootKeyID), rootID)
 		}
-		return tx.Bucket(bucketRegistry).ForEach(func(k, v []byte) error {
-			var a keys.Authority
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("registry entry %s: %w", k, err)
-			}
-			reg.Restore(a)
-			return nil
-		})
+		return loadRegistry(tx, reg)
 	})
 	if err != nil {
 		db.Close()
@@ -143,6 +158,17 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l.reg = reg
 	return l, nil
+}
+
+func loadRegistry(tx *bolt.Tx, reg *keys.Registry) error {
+	return tx.Bucket(bucketRegistry).ForEach(func(k, v []byte) error {
+		var a keys.Authority
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("registry entry %s: %w", k, err)
+		}
+		reg.Restore(a)
+		return nil
+	})
 }
 
 // Close closes the file and wakes every waiter with ErrClosed.

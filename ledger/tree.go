@@ -267,3 +267,15 @@ func (l *Ledger) ConsistencyProof(older, newer uint64) (tlog.TreeProof, error) {
 	})
 	return p, err
 }
+
+// Checkpoints returns every signed checkpoint, in size order.
+func (l *Ledger) Checkpoints() ([][]byte, error) {
+	var out [][]byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).ForEach(func(_, v []byte) error {
+			out = append(out, bytes.Clone(v))
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,402 @@
+// Package audit lets an auditor check a ledger without trusting whoever
+// runs it: Verify walks every entry of a ledger file or an exported bundle
+// and checks the hash chain, every signature against the key registry in
+// force at that entry, the Merkle tree against every signed checkpoint, and
+// that replaying the events reproduces the scorecard digests the
+// checkpoints committed to. Replay rebuilds scorecards at any past point,
+// and Rules re-runs the enforcement rules over the history.
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/supplier-accountability/sal/bundle"
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/scorecard"
+)
+
+// Source is a ledger to audit: a bbolt file or an exported bundle.
+type Source interface {
+	// Scan calls fn for every entry in log order.
+	Scan(ctx context.Context, fn func(ledger.Entry) error) error
+	// Checkpoints returns every signed checkpoint note, in size order.
+	Checkpoints() ([][]byte, error)
+	// Head is the size and last entry hash the source claims.
+	Head() (uint64, [32]byte, error)
+}
+
+// Trust is what the auditor brings from outside the source: the registry
+// root key and the checkpoint verifier key.
+type Trust struct {
+	RootKey       ed25519.PublicKey
+	CheckpointKey string // signed-note verifier key, "name+hash+key"
+}
+
+// Failure locates the first problem found.
+type Failure struct {
+	Seq    uint64 // the first bad sequence number (a checkpoint's size for checkpoint failures)
+	Reason string
+}
+
+func (f *Failure) Error() string { return fmt.Sprintf("audit: seq %d: %s", f.Seq, f.Reason) }
+
+// Report is the outcome of a verification.
+type Report struct {
+	Entries     uint64
+	Checkpoints int
+	Root        [32]byte // Merkle root at the last entry
+	Suppliers   int
+	Failure     *Failure // nil when everything verified
+}
+
+// OK says whether everything verified.
+func (r Report) OK() bool { return r.Failure == nil }
+
+// parsedCheckpoint is a checkpoint note read ahead of the walk. Its size is
+// read even when the signature fails, to say where the failure is.
+type parsedCheckpoint struct {
+	cp  ledger.Checkpoint
+	err error
+}
+
+type pending struct {
+	e   ledger.Entry
+	o   *envelope.Opened
+	pub ed25519.PublicKey
+}
+
+// verifier is the state of one walk over the log.
+type verifier struct {
+	reg     *keys.Registry
+	cpv     note.Verifier
+	prev    [32]byte
+	want    uint64
+	tree    *compact.Range
+	cards   map[string]*scorecard.Card
+	hashes  map[string][32]byte
+	dirty   map[string]bool
+	cps     []parsedCheckpoint
+	nextCP  int
+	origin  string
+	checked int
+	roots   map[uint64][]byte // checkpoint size -> verified root
+	batch   []pending
+	workers int
+}
+
+// Verify checks src against trust. It returns a Report whose Failure names
+// the first bad sequence number; the error is for failures to read.
+func Verify(ctx context.Context, src Source, trust Trust) (Report, error) {
+	cpv, err := note.NewVerifier(trust.CheckpointKey)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: checkpoint key: %w", err)
+	}
+	notes, err := src.Checkpoints()
+	if err != nil {
+		return Report{}, err
+	}
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	v := &verifier{
+		reg: keys.NewRegistry(trust.RootKey), cpv: cpv, want: 1, tree: rf.NewEmptyRange(0),
+		cards: map[string]*scorecard.Card{}, hashes: map[string][32]byte{}, dirty: map[string]bool{},
+		workers: runtime.GOMAXPROCS(0), roots: map[uint64][]byte{},
+	}
+	for i, n := range notes {
+		c, err := v.openCheckpoint(n)
+		if err != nil && c.Size == 0 {
+			// Unreadable even unverified: it sits between its neighbours.
+			if i > 0 {
+				c.Size = v.cps[i-1].cp.Size + 1
+			} else {
+				c.Size = 1
+			}
+		}
+		v.cps = append(v.cps, parsedCheckpoint{cp: c, err: err})
+	}
+	var rep Report
+	fail := func(f *Failure) (Report, error) {
+		rep.Entries, rep.Checkpoints, rep.Failure = v.want-1, v.checked, f
+		return rep, nil
+	}
+	err = src.Scan(ctx, func(e ledger.Entry) error {
+		v.batch = append(v.batch, pending{e: e})
+		if len(v.batch) < 1024 {
+			return nil
+		}
+		return v.flush()
+	})
+	if err == nil {
+		err = v.flush()
+	}
+	var f *Failure
+	if errors.As(err, &f) {
+		return fail(f)
+	}
+	var ce *ledger.ChainError
+	if errors.As(err, &ce) {
+		return fail(&Failure{Seq: ce.Seq, Reason: ce.Err.Error()})
+	}
+	if err != nil {
+		return rep, err
+	}
+	size, headHash, err := src.Head()
+	if err != nil {
+		return rep, err
+	}
+	if size != v.want-1 {
+		return fail(&Failure{Seq: v.want, Reason: fmt.Sprintf("the log ends at %d but claims %d entries (truncated?)", v.want-1, size)})
+	}
+	if headHash != v.prev {
+		return fail(&Failure{Seq: size, Reason: "the recorded head hash does not match the last entry"})
+	}
+	if v.nextCP < len(v.cps) {
+		c := v.cps[v.nextCP].cp
+		return fail(&Failure{Seq: c.Size, Reason: fmt.Sprintf("checkpoint at size %d is beyond the log's %d entries (truncated?)", c.Size, v.want-1)})
+	}
+	if ps, ok := src.(interface {
+		Proofs() ([]bundle.Proof, error)
+	}); ok {
+		proofs, err := ps.Proofs()
+		if err != nil {
+			return rep, err
+		}
+		for _, p := range proofs {
+			r1, ok1 := v.roots[p.From]
+			r2, ok2 := v.roots[p.To]
+			if !ok1 || !ok2 {
+				return fail(&Failure{Seq: p.To, Reason: fmt.Sprintf("consistency proof %d -> %d names a size with no verified checkpoint", p.From, p.To)})
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, p.From, p.To, p.Hashes, r1, r2); err != nil {
+				return fail(&Failure{Seq: p.To, Reason: fmt.Sprintf("consistency proof %d -> %d does not verify: %v", p.From, p.To, err)})
+			}
+		}
+	}
+	rep.Entries, rep.Checkpoints, rep.Suppliers = v.want-1, v.checked, len(v.cards)
+	root, err := v.tree.GetRootHash(nil)
+	if err != nil {
+		return rep, err
+	}
+	copy(rep.Root[:], root)
+	return rep, nil
+}
+
+func (v *verifier) openCheckpoint(signed []byte) (ledger.Checkpoint, error) {
+	n, err := note.Open(signed, note.VerifierList(v.cpv))
+	if err != nil {
+		c, _ := ledger.ParseCheckpoint(unverifiedText(signed))
+		return c, fmt.Errorf("checkpoint at size %d: signature does not verify: %v", c.Size, err)
+	}
+	c, err := ledger.ParseCheckpoint(n.Text)
+	if err != nil {
+		return c, err
+	}
+	if v.origin == "" {
+		v.origin = c.Origin
+	} else if c.Origin != v.origin {
+		return c, fmt.Errorf("checkpoint at size %d names origin %q, earlier ones %q", c.Size, c.Origin, v.origin)
+	}
+	return c, nil
+}
+
+// flush checks a batch: the sequential checks and key lookups in order,
+// the signatures on every core, then the tree, projections and checkpoints
+// in order.
+func (v *verifier) flush() error {
+	batch := v.batch
+	v.batch = v.batch[:0]
+	if len(batch) == 0 {
+		return nil
+	}
+	// Signatures in parallel need each entry's key, and a registry change
+	// inside the batch changes the keys after it: split there.
+	start := 0
+	for i := range batch {
+		p := &batch[i]
+		e := p.e
+		if e.Seq != v.want {
+			if e.Seq > v.want {
+				return &Failure{Seq: v.want, Reason: fmt.Sprintf("entry %d is missing (next is %d)", v.want, e.Seq)}
+			}
+			return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("entry %d out of order (expected %d)", e.Seq, v.want)}
+		}
+		if e.PrevHash != v.prev {
+			return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("previous hash does not match entry %d", e.Seq-1)}
+		}
+		if ledger.EntryHash(e.Seq, e.AppendedAt.UnixNano(), e.PrevHash, e.Envelope) != e.Hash {
+			return &Failure{Seq: e.Seq, Reason: "entry hash does not match its content"}
+		}
+		o, err := envelope.Open(e.Envelope)
+		if err != nil {
+			return &Failure{Seq: e.Seq, Reason: err.Error()}
+		}
+		pub, err := v.reg.KeyFor(o)
+		if err != nil {
+			return &Failure{Seq: e.Seq, Reason: err.Error()}
+		}
+		p.o, p.pub = o, pub
+		v.prev = e.Hash
+		v.want++
+		if o.Event.SupplierId == "" { // a registry change: settle what came before it
+			if err := v.verifySignatures(batch[start : i+1]); err != nil {
+				return err
+			}
+			v.reg.Apply(o, e.Seq)
+			start = i + 1
+		}
+	}
+	if err := v.verifySignatures(batch[start:]); err != nil {
+		return err
+	}
+	for i := range batch {
+		if err := v.after(batch[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *verifier) verifySignatures(ps []pending) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	bad := make([]bool, len(ps))
+	var wg sync.WaitGroup
+	chunk := (len(ps) + v.workers - 1) / v.workers
+	for w := 0; w < len(ps); w += chunk {
+		end := min(w+chunk, len(ps))
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				bad[i] = ps[i].o.Verify(ps[i].pub) != nil
+			}
+		}(w, end)
+	}
+	wg.Wait()
+	for i, b := range bad {
+		if b {
+			return &Failure{Seq: ps[i].e.Seq, Reason: fmt.Sprintf("signature does not verify with key %s", ps[i].o.Event.KeyId)}
+		}
+	}
+	return nil
+}
+
+func (v *verifier) after(p pending) error {
+	if err := v.tree.Append(rfc6962.DefaultHasher.HashLeaf(ledger.LeafData(p.e.Envelope)), nil); err != nil {
+		return err
+	}
+	if err := ledger.Project(v.cards, p.e); err != nil {
+		return err
+	}
+	if id := p.o.Event.SupplierId; id != "" {
+		v.dirty[id] = true
+	}
+	for v.nextCP < len(v.cps) {
+		c, err := v.cps[v.nextCP].cp, v.cps[v.nextCP].err
+		if c.Size > p.e.Seq {
+			break
+		}
+		if err != nil {
+			return &Failure{Seq: c.Size, Reason: err.Error()}
+		}
+		if c.Size < p.e.Seq {
+			return &Failure{Seq: c.Size, Reason: fmt.Sprintf("checkpoint at size %d is out of order", c.Size)}
+		}
+		root, err := v.tree.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		if string(root) != string(c.Root[:]) {
+			return &Failure{Seq: c.Size, Reason: fmt.Sprintf("Merkle root of the first %d entries does not match the signed checkpoint", c.Size)}
+		}
+		if d := v.cardsDigest(); d != c.CardsDigest {
+			return &Failure{Seq: c.Size, Reason: fmt.Sprintf("replayed scorecards do not match the digest checkpoint %d committed to", c.Size)}
+		}
+		v.roots[c.Size] = root
+		v.checked++
+		v.nextCP++
+	}
+	return nil
+}
+
+func (v *verifier) cardsDigest() [32]byte {
+	for id := range v.dirty {
+		b, err := scorecard.Encode(v.cards[id])
+		if err != nil {
+			continue // cannot happen for a card built by Apply
+		}
+		v.hashes[id] = sha256.Sum256(b)
+		delete(v.dirty, id)
+	}
+	return ledger.CardsDigest(v.hashes)
+}
+
+// Replay rebuilds every scorecard from the first size entries of src,
+// trusting nothing but the events. It returns the cards as their stored
+// bytes, by supplier id.
+func Replay(ctx context.Context, src Source, size uint64) (map[string][]byte, error) {
+	cards := map[string]*scorecard.Card{}
+	errStop := errors.New("stop")
+	err := src.Scan(ctx, func(e ledger.Entry) error {
+		if e.Seq > size {
+			return errStop
+		}
+		return ledger.Project(cards, e)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(cards))
+	for id, c := range cards {
+		b, err := scorecard.Encode(c)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = b
+	}
+	return out, nil
+}
+
+// Digest is the checkpoints' scorecards digest of replayed cards.
+func Digest(cards map[string][]byte) [32]byte {
+	m := make(map[string][32]byte, len(cards))
+	for id, b := range cards {
+		m[id] = sha256.Sum256(b)
+	}
+	return ledger.CardsDigest(m)
+}
+
+// SortedIDs lists the suppliers of a replay in order.
+func SortedIDs(cards map[string][]byte) []string {
+	ids := make([]string, 0, len(cards))
+	for id := range cards {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// unverifiedText is the body of a signed note, read without checking it,
+// only to locate a failure.
+func unverifiedText(signed []byte) string {
+	s := string(signed)
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
