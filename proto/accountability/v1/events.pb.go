@@ -2,8 +2,9 @@
 //
 // Events are forever. Fields are only ever added: never renumbered, never
 // reused, never changed in type. A removed field is marked reserved. The
-// golden events under ledger/testdata are decoded by tests on every run so a
-// change that breaks old events fails CI.
+// golden events under golden/testdata are decoded by tests on every run, and
+// proto/testdata/schema-v1.txt pins the wire format, so a change that breaks
+// old events fails CI.
 //
 // Regenerate the Go code with `go generate ./proto/...` (see proto/generate.go).
 
