@@ -19,8 +19,12 @@ import (
 
 	"github.com/supplier-accountability/sal/audit"
 	"github.com/supplier-accountability/sal/bundle"
+	"github.com/supplier-accountability/sal/calendar"
+	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/system"
 )
 
@@ -29,7 +33,7 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // fixture is a ledger built by the real system: two suppliers, commitments,
@@ -169,7 +173,7 @@ func rechain(t testing.TB, b *bolt.Bucket, meta *bolt.Bucket, from uint64) {
 	t.Helper()
 	var prev [32]byte
 	if from > 1 {
-		copy(prev[:], b.Get(u64(from-1))[41:73])
+		copy(prev[:], b.Get(u64(from - 1))[41:73])
 	}
 	var last uint64
 	for k, v := b.Cursor().Seek(u64(from)); k != nil; k, v = b.Cursor().Seek(u64(binary.BigEndian.Uint64(k) + 1)) {
@@ -302,5 +306,67 @@ func flip(t testing.TB, b *bolt.Bucket, seq uint64, at int) {
 	v[at] ^= 1
 	if err := b.Put(u64(seq), v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRuleAuditOfAnHonestLedgerFindsNothing(t *testing.T) {
+	f := mustBuildLedger(t)
+	cal, err := calendar.England()
+	if err != nil {
+		t.Fatal(err)
+	}
+	findings, err := audit.Rules(context.Background(), f.open(t), rules.New(cal), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 0 {
+		t.Fatalf("findings on an honest ledger: %+v", findings)
+	}
+	// Later, the rules require escalations the log does not have yet.
+	findings, err = audit.Rules(context.Background(), f.open(t), rules.New(cal), "2027-06-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) == 0 || findings[0].Kind != "missing" {
+		t.Fatalf("findings at 2027-06-01: %+v, want missing escalations", findings)
+	}
+}
+
+// TestRuleAuditFlagsAConsequenceTheRulesDidNotRequire: a breach signed with
+// the enforcement service's real key, but not required by any rule, is
+// accepted by the ledger (the key may emit breaches) and caught by the
+// rule audit.
+func TestRuleAuditFlagsAConsequenceTheRulesDidNotRequire(t *testing.T) {
+	f := mustBuildLedger(t)
+	k, err := keys.Load(filepath.Join(f.dir, "keys", "enforcement.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(f.path(), f.trust.RootKey, ledger.Options{Now: func() time.Time { return time.Date(2027, 4, 2, 10, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := l.Card("acme-health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ev, err := envelope.NewSigner(k).Seal(envelope.Draft{SupplierID: "acme-health", OccurredAt: time.Date(2027, 4, 2, 9, 0, 0, 0, time.UTC),
+		Payload: &pb.BreachRaised{BreachId: "br_invented", CommitmentId: card.Commitments[1].ID, Severity: pb.Severity_SEVERITY_MAJOR, RaisedOn: "2027-04-02", Reason: "invented"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := l.Append(context.Background(), [][]byte{raw}); err != nil || rs[0].Quarantined {
+		t.Fatalf("append: %+v %v", rs, err)
+	}
+	l.Close()
+	cal, _ := calendar.England()
+	findings, err := audit.Rules(context.Background(), f.open(t), rules.New(cal), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The invented breach is flagged; being a third breach, it also makes
+	// the rules require a disinvestment review the log does not have.
+	if len(findings) == 0 || findings[0].Kind != "unjustified" || findings[0].EventID != ev.EventId {
+		t.Fatalf("findings %+v, want the invented breach %s as unjustified", findings, ev.EventId)
 	}
 }
