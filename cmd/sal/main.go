@@ -2,7 +2,11 @@
 //
 //	sal up       start everything in one process (embedded NATS, services, ledger, HTTP API)
 //	sal token    issue a bearer token for a role
-//	sal verify   check a ledger file's hash chain and signatures
+//	sal verify   verify a ledger or an exported audit bundle offline
+//	sal replay   rebuild every scorecard as it stood at a past moment
+//	sal export   write an audit bundle of plain files
+//	sal proof    print an inclusion or consistency proof
+//	sal audit-rules  re-run the enforcement rules over the history
 //
 // Run "sal help" for flags.
 package main
@@ -37,8 +41,20 @@ const usage = `sal: the supplier accountability ledger
 Usage:
   sal up [flags]       start the whole system in one process
   sal token [flags]    issue a bearer token (commercial, auditor or supplier:<id>)
-  sal verify [flags]   verify a ledger file: hash chain, signatures, key authority
+  sal verify [flags] [bundle | ledger.db]
+                       verify offline: hash chain, signatures against the key
+                       registry in force, Merkle roots against signed
+                       checkpoints, replayed scorecard digests
+  sal replay [flags]   rebuild every scorecard at -at <tree size | RFC 3339 time>
+  sal export [flags]   write an audit bundle (plain files) to -out
+  sal proof inclusion|consistency [flags]
+                       print a Merkle proof
+  sal audit-rules [flags]
+                       re-run the enforcement rules over the history
   sal help             show this help
+
+The audit commands read the ledger file directly: stop the system first
+(or use the HTTP API under /v1/audit while it runs).
 
 Run "sal <command> -h" for a command's flags. Every flag also reads an
 environment variable, named in its help.
@@ -56,6 +72,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runToken(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
+	case "proof":
+		return runProof(ctx, args[1:], stdout, stderr)
+	case "audit-rules":
+		return runAuditRules(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
