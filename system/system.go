@@ -57,6 +57,10 @@ type Config struct {
 	// Origin names the log in its checkpoints. Default: derived from the
 	// registry root key (see DefaultOrigin).
 	Origin string
+	// RotateKeys names services whose signing key is replaced at start: a
+	// new key is authorized and the old one retired, both by root-signed
+	// events in the ledger; the old key file is kept under keys/retired/.
+	RotateKeys []string
 	// EnforceEvery is how often the enforcement service re-evaluates the
 	// rules when nothing new arrives (deadlines pass with time). Default 1m.
 	EnforceEvery time.Duration
@@ -203,7 +207,18 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	signers := map[string]*envelope.Signer{}
 	root := emit.New(envelope.NewSigner(rootKey), s.pub, s.Ledger)
+	for _, name := range cfg.RotateKeys {
+		if !slices.ContainsFunc(emitting, func(s service) bool { return s.name == name }) {
+			return nil, fmt.Errorf("system: no service %q to rotate the key of (services: commitments, assessments, enforcement)", name)
+		}
+	}
 	for _, svc := range emitting {
+		var old *envelope.Signer
+		if slices.Contains(cfg.RotateKeys, svc.name) {
+			if old, err = retireKeyFile(keyDir, svc.name); err != nil {
+				return nil, err
+			}
+		}
 		k, _, err := keys.LoadOrCreate(filepath.Join(keyDir, svc.name+".key"))
 		if err != nil {
 			return nil, err
@@ -211,6 +226,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		signers[svc.name] = envelope.NewSigner(k)
 		if err := s.authorize(ctx, root, signers[svc.name], svc, cfg.Now()); err != nil {
 			return nil, err
+		}
+		if old != nil {
+			if _, ok := s.Ledger.Registry().Lookup(old.KeyID()); ok {
+				out, err := root.Emit(ctx, "", "", cfg.Now(), &pb.KeyRetired{KeyId: old.KeyID(), Reason: "rotated: replaced by " + signers[svc.name].KeyID()})
+				if err != nil {
+					return nil, fmt.Errorf("system: retire the old %s key: %w", svc.name, err)
+				}
+				s.log.Info("service key retired", "service", svc.name, "key_id", old.KeyID(), "event_id", out.EventID, "seq", out.Seq)
+			}
 		}
 	}
 
@@ -254,6 +278,28 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	top.HandleFunc("GET /readyz", s.ready)
 	s.Handler = top
 	return s, nil
+}
+
+// retireKeyFile moves a service's key file to keys/retired/ and returns
+// the key it held (nil when there was none).
+func retireKeyFile(keyDir, name string) (*envelope.Signer, error) {
+	path := filepath.Join(keyDir, name+".key")
+	k, err := keys.Load(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	signer := envelope.NewSigner(k)
+	dir := filepath.Join(keyDir, "retired")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	if err := os.Rename(path, filepath.Join(dir, name+"-"+signer.KeyID()+".key")); err != nil {
+		return nil, fmt.Errorf("system: move the old %s key aside: %w", name, err)
+	}
+	return signer, nil
 }
 
 // DefaultOrigin is the checkpoint origin of a ledger whose registry root is

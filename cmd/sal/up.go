@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/supplier-accountability/sal/system"
@@ -20,6 +21,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
+	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +44,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NATSURL:    *natsURL,
 		NATSListen: *natsListen,
 		Logger:     logger,
+		RotateKeys: splitList(*rotate),
 	})
 	if err != nil {
 		ln.Close()
@@ -88,4 +91,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "stopped cleanly")
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
