@@ -82,21 +82,22 @@ type pending struct {
 
 // verifier is the state of one walk over the log.
 type verifier struct {
-	reg     *keys.Registry
-	cpv     note.Verifier
-	prev    [32]byte
-	want    uint64
-	tree    *compact.Range
-	cards   map[string]*scorecard.Card
-	hashes  map[string][32]byte
-	dirty   map[string]bool
-	cps     []parsedCheckpoint
-	nextCP  int
-	origin  string
-	checked int
-	roots   map[uint64][]byte // checkpoint size -> verified root
-	batch   []pending
-	workers int
+	reg      *keys.Registry
+	cpv      note.Verifier
+	prevHash [32]byte
+	prev     *sigJob
+	want     uint64
+	tree     *compact.Range
+	cards    map[string]*scorecard.Card
+	hashes   map[string][32]byte
+	dirty    map[string]bool
+	cps      []parsedCheckpoint
+	nextCP   int
+	origin   string
+	checked  int
+	roots    map[uint64][]byte // checkpoint size -> verified root
+	batch    []pending
+	workers  int
 }
 
 // Verify checks src against trust. It returns a Report whose Failure names
@@ -143,6 +144,9 @@ func Verify(ctx context.Context, src Source, trust Trust) (Report, error) {
 	if err == nil {
 		err = v.flush()
 	}
+	if err == nil {
+		err = v.drain()
+	}
 	var f *Failure
 	if errors.As(err, &f) {
 		return fail(f)
@@ -161,7 +165,7 @@ func Verify(ctx context.Context, src Source, trust Trust) (Report, error) {
 	if size != v.want-1 {
 		return fail(&Failure{Seq: v.want, Reason: fmt.Sprintf("the log ends at %d but claims %d entries (truncated?)", v.want-1, size)})
 	}
-	if headHash != v.prev {
+	if headHash != v.prevHash {
 		return fail(&Failure{Seq: size, Reason: "the recorded head hash does not match the last entry"})
 	}
 	if v.nextCP < len(v.cps) {
@@ -213,84 +217,123 @@ func (v *verifier) openCheckpoint(signed []byte) (ledger.Checkpoint, error) {
 	return c, nil
 }
 
-// flush checks a batch: the sequential checks and key lookups in order,
-// the signatures on every core, then the tree, projections and checkpoints
-// in order.
+// sigJob is one batch's signatures, verified on every core while the
+// previous batch's tree, projections and checkpoints are computed.
+type sigJob struct {
+	ps   []pending
+	bad  []bool
+	done chan struct{}
+}
+
+// flush checks a batch in three steps: in order, the sequence, the hash
+// chain and each event's key (registry changes take effect as they come);
+// then every signature, in parallel, started now and collected by the next
+// flush; then, in order, the tree, the projections and the checkpoints.
+// Failures are reported in sequence order: a problem found early in a later
+// batch waits until the batches before it are fully checked.
 func (v *verifier) flush() error {
 	batch := v.batch
-	v.batch = v.batch[:0]
-	if len(batch) == 0 {
-		return nil
-	}
-	// Signatures in parallel need each entry's key, and a registry change
-	// inside the batch changes the keys after it: split there.
-	start := 0
+	v.batch = make([]pending, 0, cap(batch))
+	var perr *Failure
+	n := 0
 	for i := range batch {
-		p := &batch[i]
-		e := p.e
-		if e.Seq != v.want {
-			if e.Seq > v.want {
-				return &Failure{Seq: v.want, Reason: fmt.Sprintf("entry %d is missing (next is %d)", v.want, e.Seq)}
-			}
-			return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("entry %d out of order (expected %d)", e.Seq, v.want)}
+		if perr = v.precheck(&batch[i]); perr != nil {
+			break
 		}
-		if e.PrevHash != v.prev {
-			return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("previous hash does not match entry %d", e.Seq-1)}
-		}
-		if ledger.EntryHash(e.Seq, e.AppendedAt.UnixNano(), e.PrevHash, e.Envelope) != e.Hash {
-			return &Failure{Seq: e.Seq, Reason: "entry hash does not match its content"}
-		}
-		o, err := envelope.Open(e.Envelope)
-		if err != nil {
-			return &Failure{Seq: e.Seq, Reason: err.Error()}
-		}
-		pub, err := v.reg.KeyFor(o)
-		if err != nil {
-			return &Failure{Seq: e.Seq, Reason: err.Error()}
-		}
-		p.o, p.pub = o, pub
-		v.prev = e.Hash
-		v.want++
-		if o.Event.SupplierId == "" { // a registry change: settle what came before it
-			if err := v.verifySignatures(batch[start : i+1]); err != nil {
-				return err
-			}
-			v.reg.Apply(o, e.Seq)
-			start = i + 1
-		}
+		n++
 	}
-	if err := v.verifySignatures(batch[start:]); err != nil {
-		return err
-	}
-	for i := range batch {
-		if err := v.after(batch[i]); err != nil {
+	job := v.startSignatures(batch[:n])
+	if v.prev != nil {
+		if err := v.finish(v.prev); err != nil {
 			return err
 		}
+	}
+	v.prev = job
+	if perr != nil {
+		v.prev = nil
+		if err := v.finish(job); err != nil {
+			return err
+		}
+		return perr
 	}
 	return nil
 }
 
-func (v *verifier) verifySignatures(ps []pending) error {
-	if len(ps) == 0 {
+// drain finishes the last batch.
+func (v *verifier) drain() error {
+	if v.prev == nil {
 		return nil
 	}
-	bad := make([]bool, len(ps))
+	j := v.prev
+	v.prev = nil
+	return v.finish(j)
+}
+
+func (v *verifier) precheck(p *pending) *Failure {
+	e := p.e
+	if e.Seq != v.want {
+		if e.Seq > v.want {
+			return &Failure{Seq: v.want, Reason: fmt.Sprintf("entry %d is missing (next is %d)", v.want, e.Seq)}
+		}
+		return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("entry %d out of order (expected %d)", e.Seq, v.want)}
+	}
+	if e.PrevHash != v.prevHash {
+		return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("previous hash does not match entry %d", e.Seq-1)}
+	}
+	if ledger.EntryHash(e.Seq, e.AppendedAt.UnixNano(), e.PrevHash, e.Envelope) != e.Hash {
+		return &Failure{Seq: e.Seq, Reason: "entry hash does not match its content"}
+	}
+	o, err := envelope.Open(e.Envelope)
+	if err != nil {
+		return &Failure{Seq: e.Seq, Reason: err.Error()}
+	}
+	pub, err := v.reg.KeyFor(o)
+	if err != nil {
+		return &Failure{Seq: e.Seq, Reason: err.Error()}
+	}
+	if o.Event.SupplierId == "" {
+		// A registry change is verified here, before it changes which keys
+		// count for the entries after it.
+		if err := o.Verify(pub); err != nil {
+			return &Failure{Seq: e.Seq, Reason: fmt.Sprintf("signature does not verify with key %s", o.Event.KeyId)}
+		}
+		v.reg.Apply(o, e.Seq)
+	}
+	p.o, p.pub = o, pub
+	v.prevHash = e.Hash
+	v.want++
+	return nil
+}
+
+func (v *verifier) startSignatures(ps []pending) *sigJob {
+	j := &sigJob{ps: ps, bad: make([]bool, len(ps)), done: make(chan struct{})}
+	if len(ps) == 0 {
+		close(j.done)
+		return j
+	}
 	var wg sync.WaitGroup
 	chunk := (len(ps) + v.workers - 1) / v.workers
 	for w := 0; w < len(ps); w += chunk {
-		end := min(w+chunk, len(ps))
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				bad[i] = ps[i].o.Verify(ps[i].pub) != nil
+				j.bad[i] = ps[i].o.Verify(ps[i].pub) != nil
 			}
-		}(w, end)
+		}(w, min(w+chunk, len(ps)))
 	}
-	wg.Wait()
-	for i, b := range bad {
-		if b {
-			return &Failure{Seq: ps[i].e.Seq, Reason: fmt.Sprintf("signature does not verify with key %s", ps[i].o.Event.KeyId)}
+	go func() { wg.Wait(); close(j.done) }()
+	return j
+}
+
+func (v *verifier) finish(j *sigJob) error {
+	<-j.done
+	for i, p := range j.ps {
+		if j.bad[i] {
+			return &Failure{Seq: p.e.Seq, Reason: fmt.Sprintf("signature does not verify with key %s", p.o.Event.KeyId)}
+		}
+		if err := v.after(p); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -300,9 +343,7 @@ func (v *verifier) after(p pending) error {
 	if err := v.tree.Append(rfc6962.DefaultHasher.HashLeaf(ledger.LeafData(p.e.Envelope)), nil); err != nil {
 		return err
 	}
-	if err := ledger.Project(v.cards, p.e); err != nil {
-		return err
-	}
+	ledger.ProjectOpened(v.cards, p.e.Seq, p.o)
 	if id := p.o.Event.SupplierId; id != "" {
 		v.dirty[id] = true
 	}

@@ -192,16 +192,21 @@ func Project(cards map[string]*scorecard.Card, e Entry) error {
 	if err != nil {
 		return &ChainError{Seq: e.Seq, Err: err}
 	}
+	ProjectOpened(cards, e.Seq, o)
+	return nil
+}
+
+// ProjectOpened is Project for an envelope already opened.
+func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Opened) {
 	if o.Event.SupplierId == "" {
-		return nil
+		return
 	}
 	c, ok := cards[o.Event.SupplierId]
 	if !ok {
 		c = scorecard.New(o.Event.SupplierId)
 		cards[o.Event.SupplierId] = c
 	}
-	scorecard.Apply(c, e.Seq, o.Event, o.Payload)
-	return nil
+	scorecard.Apply(c, seq, o.Event, o.Payload)
 }
 
 // RebuildProjections deletes the scorecards and recomputes them from the

@@ -1,0 +1,109 @@
+package audit_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/supplier-accountability/sal/audit"
+	"github.com/supplier-accountability/sal/bench"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/ledger"
+)
+
+// benchEvents is the ledger size for BenchmarkVerify: SAL_BENCH_EVENTS, or
+// 100,000 (1,000,000 takes minutes to build on two cores).
+func benchEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("SAL_BENCH_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// BenchmarkEd25519VerifyAllCores is the ceiling verification is measured
+// against: raw Ed25519 verifications per second using every core.
+func BenchmarkEd25519VerifyAllCores(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 300)
+	sig := ed25519.Sign(priv, msg)
+	b.SetParallelism(1)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !ed25519.Verify(pub, msg, sig) {
+				panic("bad signature")
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
+}
+
+var built struct {
+	once  sync.Once
+	path  string
+	trust audit.Trust
+	n     int
+	err   error
+}
+
+// BenchmarkVerify times a full offline verification of a ledger of
+// benchEvents() generated events, with checkpoints every 1,000.
+func BenchmarkVerify(b *testing.B) {
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sal-bench-verify-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "ledger.db")
+		built.n = benchEvents()
+		k := bench.DeterministicKeys("verify")
+		evs, err := bench.Events(k, built.n)
+		if err != nil {
+			built.err = err
+			return
+		}
+		cs, vkey, err := keys.NoteSigner("sal.bench/verify", k.Root)
+		if err != nil {
+			built.err = err
+			return
+		}
+		now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		l, err := ledger.Open(built.path, k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true, Checkpoints: &ledger.Checkpointer{Origin: "sal.bench/verify", Signer: cs}})
+		if err != nil {
+			built.err = err
+			return
+		}
+		for i := 0; i < len(evs); i += 1000 {
+			if _, err := l.Append(context.Background(), evs[i:min(i+1000, len(evs))]); err != nil {
+				built.err = err
+				return
+			}
+		}
+		built.err = l.Close()
+		built.trust = audit.Trust{RootKey: k.Root.Public().(ed25519.PublicKey), CheckpointKey: vkey}
+	})
+	if built.err != nil {
+		b.Fatal(built.err)
+	}
+	l, err := ledger.Open(built.path, built.trust.RootKey, ledger.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ResetTimer()
+	for range b.N {
+		rep, err := audit.Verify(context.Background(), l, built.trust)
+		if err != nil || !rep.OK() || rep.Entries != uint64(built.n) {
+			b.Fatalf("verify: %+v %v", rep.Failure, err)
+		}
+	}
+	b.ReportMetric(float64(built.n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "cores")
+}
