@@ -138,6 +138,9 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		b.regUp = true
 		return Result{EventID: id, Seq: seq}, nil
 	}
+	if err := b.tx.Bucket(bucketSupplierEvents).Put(supplierEventKey(o.Event.SupplierId, seq), nil); err != nil {
+		return Result{}, fmt.Errorf("index seq %d: %w", seq, err)
+	}
 	card, err := b.card(o.Event.SupplierId)
 	if err != nil {
 		return Result{}, err

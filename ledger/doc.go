@@ -20,6 +20,15 @@
 //	q_event_ids event id      -> qseq (latest quarantine record naming that id)
 //	registry    key id        -> JSON keys.Authority (the keys in force at head)
 //	scorecards  supplier id   -> JSON scorecard.Card (projection; rebuildable)
+//	card_digests supplier id  -> SHA-256 of its stored scorecard (for checkpoints)
+//	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order)
+//	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
+//	checkpoints tree size     -> signed checkpoint note (see tree.go)
+//
+// The Merkle leaf of an entry is 0x01 (leaf format version) || envelope;
+// its hash is SHA-256(0x00 || leaf). A checkpoint is a C2SP signed note:
+// origin, tree size, base64 root, and "sal-scorecards sha256:<hex>", the
+// digest over every supplier's id and scorecard hash (CardsDigest).
 //
 // An entry value is
 //

@@ -131,7 +131,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			}
 			return loadRegistry(tx, reg)
 		}
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests} {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests, bucketSupplierEvents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -241,4 +242,115 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+var bucketSupplierEvents = []byte("supplier_events")
+
+func supplierEventKey(supplierID string, seq uint64) []byte {
+	k := make([]byte, 0, len(supplierID)+9)
+	k = append(k, supplierID...)
+	k = append(k, 0)
+	return append(k, u64(seq)...)
+}
+
+// SupplierEntries returns up to limit of a supplier's entries with sequence
+// numbers at most before (0: no bound), newest first.
+func (l *Ledger) SupplierEntries(supplierID string, before uint64, limit int) ([]Entry, error) {
+	var out []Entry
+	err := l.db.View(func(tx *bolt.Tx) error {
+		prefix := append([]byte(supplierID), 0)
+		c := tx.Bucket(bucketSupplierEvents).Cursor()
+		var k []byte
+		if before == 0 {
+			k, _ = c.Seek(append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+			if k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		} else {
+			k, _ = c.Seek(supplierEventKey(supplierID, before+1))
+			if k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		}
+		events := tx.Bucket(bucketEvents)
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 && len(out) < limit; k, _ = c.Prev() {
+			seq := beUint64(k[len(prefix):])
+			e, err := decodeEntry(seq, events.Get(k[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SupplierSeqs returns every sequence number of a supplier's entries, in
+// order, up to size (0: all).
+func (l *Ledger) SupplierSeqs(supplierID string, size uint64) ([]uint64, error) {
+	var out []uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		prefix := append([]byte(supplierID), 0)
+		c := tx.Bucket(bucketSupplierEvents).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) != len(prefix)+8 {
+				continue
+			}
+			seq := beUint64(k[len(prefix):])
+			if size != 0 && seq > size {
+				break
+			}
+			out = append(out, seq)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SizeAt is the number of entries appended at or before t (appended times
+// never decrease along the log).
+func (l *Ledger) SizeAt(t time.Time) (uint64, error) {
+	head, _, err := l.Head()
+	if err != nil {
+		return 0, err
+	}
+	lo, hi := uint64(0), head // invariant: entry lo (if any) is at or before t; entries after hi are after t
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		es, err := l.Entries(mid, 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(es) == 0 {
+			return 0, fmt.Errorf("%w: entry %d missing", ErrChainBroken, mid)
+		}
+		if es[0].AppendedAt.After(t) {
+			hi = mid - 1
+		} else {
+			lo = mid
+		}
+	}
+	return lo, nil
+}
+
+// EntriesAt returns the entries with the given sequence numbers.
+func (l *Ledger) EntriesAt(seqs []uint64) ([]Entry, error) {
+	out := make([]Entry, 0, len(seqs))
+	err := l.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		for _, s := range seqs {
+			e, err := decodeEntry(s, b.Get(u64(s)))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/supplier-accountability/sal/services/emit"
 	"github.com/supplier-accountability/sal/services/enforcement"
 	"github.com/supplier-accountability/sal/services/scorecards"
+	"github.com/supplier-accountability/sal/web"
 )
 
 // Config says where the data lives and how to reach NATS.
@@ -276,6 +277,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	top.HandleFunc("GET /readyz", s.ready)
+	top.HandleFunc("GET /openapi.yaml", api.ServeOpenAPI)
+	pages, err := web.New(s.Ledger, s.Tokens, mux, engine, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	pages.Register(top)
 	s.Handler = top
 	return s, nil
 }

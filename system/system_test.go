@@ -313,3 +313,29 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("verify after restart: %d %v", n, err)
 	}
 }
+
+// TestRetryOfACommittedWriteIsNotRefusedAsARepeat: the same registration
+// sent twice with one Idempotency-Key is answered 200 replayed, not 409.
+func TestRetryOfACommittedWriteIsNotRefusedAsARepeat(t *testing.T) {
+	in := mustStart(t, t.TempDir())
+	send := func() (int, map[string]any) {
+		req, _ := http.NewRequest("POST", in.srv.URL+"/v1/suppliers", strings.NewReader(`{"supplier_id":"acme-health","name":"Acme"}`))
+		req.Header.Set("Authorization", "Bearer "+in.tokens["supplier:acme-health"])
+		req.Header.Set("Idempotency-Key", "register-once")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if c, b := send(); c != 201 {
+		t.Fatalf("first: %d %v", c, b)
+	}
+	c, b := send()
+	if ev, _ := b["event"].(map[string]any); c != 200 || ev["replayed"] != true {
+		t.Fatalf("retry: %d %v", c, b)
+	}
+}

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,7 +39,14 @@ func Errorf(status int, format string, args ...any) *Error {
 // says: curl sends form encoding by default), refusing unknown fields,
 // trailing data and bodies over MaxBody, with a one-line reason.
 func Decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return Errorf(http.StatusBadRequest, "reading the request body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return Errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
@@ -57,9 +65,6 @@ func Decode(r *http.Request, v any) error {
 	}
 	if dec.More() {
 		return Errorf(http.StatusBadRequest, "request body holds more than one JSON value")
-	}
-	if dec.InputOffset() > MaxBody {
-		return Errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes", MaxBody)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ var EventTypes = []pb.EventType{
 
 type emitter interface {
 	Emit(ctx context.Context, eventID, supplierID string, at time.Time, payload proto.Message) (emit.Outcome, error)
+	Replayed(eventID string) (emit.Outcome, bool, error)
 }
 
 type cards interface {
@@ -50,15 +51,33 @@ func New(e emitter, c cards, now func() time.Time) *Service {
 
 // Register adds the service's routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/assessments", s.handle(s.assess))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/assessments", s.handle(s.assess, "assessment_id", "as"))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/disputes/{dispute}/resolution", s.handle(s.resolve))
-	mux.HandleFunc("POST /v1/suppliers/{supplier}/breaches/{breach}/plans", s.handle(s.plan))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/breaches/{breach}/plans", s.handle(s.plan, "plan_id", "pl"))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/reviews/{review}/closure", s.handle(s.closeReview))
 }
 
-func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error)) http.HandlerFunc {
+// handle wraps a write. record names the id field and prefix of the record
+// the write creates ("commitment_id", "cm"), if any, so a replayed retry
+// answers with it too.
+func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error), record ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		status, body, err := fn(r, api.Principal(r))
+		p := api.Principal(r)
+		// A retry of a write already committed (same Idempotency-Key) is
+		// answered as such before any check of the current state.
+		if out, ok, err := s.emit.Replayed(api.EventID(r, p)); err != nil {
+			api.WriteError(w, err)
+			return
+		} else if ok {
+			body := map[string]any{"event": out}
+			if len(record) == 2 {
+				_, id := api.IDs(r, p, record[1])
+				body[record[0]] = id
+			}
+			api.WriteJSON(w, out.Status(), body)
+			return
+		}
+		status, body, err := fn(r, p)
 		if err != nil {
 			api.WriteError(w, err)
 			return

@@ -33,6 +33,7 @@ var EventTypes = []pb.EventType{
 
 type emitter interface {
 	Emit(ctx context.Context, eventID, supplierID string, at time.Time, payload proto.Message) (emit.Outcome, error)
+	Replayed(eventID string) (emit.Outcome, bool, error)
 }
 
 type cards interface {
@@ -56,14 +57,32 @@ func New(e emitter, c cards, cal *calendar.Calendar, now func() time.Time) *Serv
 // authenticated request.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/suppliers", s.handle(s.register))
-	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments", s.handle(s.commit))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments", s.handle(s.commit, "commitment_id", "cm"))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/withdrawal", s.handle(s.withdraw))
-	mux.HandleFunc("POST /v1/suppliers/{supplier}/assessments/{assessment}/disputes", s.handle(s.dispute))
+	mux.HandleFunc("POST /v1/suppliers/{supplier}/assessments/{assessment}/disputes", s.handle(s.dispute, "dispute_id", "dp"))
 }
 
-func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error)) http.HandlerFunc {
+// handle wraps a write. record names the id field and prefix of the record
+// the write creates ("commitment_id", "cm"), if any, so a replayed retry
+// answers with it too.
+func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error), record ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		status, body, err := fn(r, api.Principal(r))
+		p := api.Principal(r)
+		// A retry of a write already committed (same Idempotency-Key) is
+		// answered as such before any check of the current state.
+		if out, ok, err := s.emit.Replayed(api.EventID(r, p)); err != nil {
+			api.WriteError(w, err)
+			return
+		} else if ok {
+			body := map[string]any{"event": out}
+			if len(record) == 2 {
+				_, id := api.IDs(r, p, record[1])
+				body[record[0]] = id
+			}
+			api.WriteJSON(w, out.Status(), body)
+			return
+		}
+		status, body, err := fn(r, p)
 		if err != nil {
 			api.WriteError(w, err)
 			return

@@ -61,6 +61,21 @@ type Outcome struct {
 	Replayed bool `json:"replayed,omitempty"`
 }
 
+// Replayed reports whether eventID (derived from an Idempotency-Key) is
+// already in the ledger: a handler checks it before validating state, so a
+// retry of a committed write is answered as the first attempt was, not
+// refused because the state has since changed.
+func (e *Emitter) Replayed(eventID string) (Outcome, bool, error) {
+	if eventID == "" {
+		return Outcome{}, false, nil
+	}
+	r, ok, err := e.ledger.Lookup(eventID)
+	if err != nil || !ok || r.Quarantined {
+		return Outcome{}, false, err
+	}
+	return Outcome{EventID: eventID, Seq: r.Seq, Replayed: true}, true, nil
+}
+
 // ErrRefused means the ledger quarantined the event.
 var ErrRefused = errors.New("emit: ledger refused the event")
 
