@@ -157,11 +157,15 @@ func TestPagesInABrowser(t *testing.T) {
 		)
 		before := text(t, ctx, "#cm-"+cm)
 		do(t, ctx,
-			chromedp.Click(chromedp.CSS("#cm-"+cm+" summary")),
-			chromedp.SetValue(chromedp.ID("outcome-"+cm), "non_conformant"),
-			chromedp.SendKeys(chromedp.ID("evidence-"+cm), "ASSURE-2026-0142"),
-			chromedp.SendKeys(chromedp.ID("assessor-"+cm), "J. Patel"),
-			chromedp.Submit(chromedp.ID("evidence-"+cm)),
+			chromedp.Click(chromedp.CSS("#cm-"+cm+" a")),
+			chromedp.WaitVisible(chromedp.ID("outcome")),
+			chromedp.SetValue(chromedp.ID("outcome"), "non_conformant"),
+			chromedp.SendKeys(chromedp.ID("evidence"), "ASSURE-2026-0142"),
+			chromedp.SendKeys(chromedp.ID("assessor"), "J. Patel"),
+		)
+		screenshot(t, ctx, "assessment-form")
+		do(t, ctx,
+			chromedp.Submit(chromedp.ID("evidence")),
 			chromedp.WaitVisible(chromedp.CSS(".flash")),
 		)
 		flash, after := text(t, ctx, ".flash"), text(t, ctx, "#cm-"+cm)

@@ -134,7 +134,7 @@ func (s *Server) scorecardPage(w http.ResponseWriter, r *http.Request, se *sessi
 	}
 	var card *scorecard.Card
 	if at.IsZero() {
-		card, err = s.store.Card(id)
+		card, err = s.card(id)
 	} else {
 		card, err = s.cardAt(id, size)
 	}
@@ -150,6 +150,20 @@ func (s *Server) scorecardPage(w http.ResponseWriter, r *http.Request, se *sessi
 		s.errorPage(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	// The content is a function of the card's last event, the date, the
+	// point in time shown, and who looks (their role and CSRF token).
+	key := fmt.Sprintf("scorecard|%s|%d|%s|%d|%s|%s|%s", id, card.LastSeq, asOf, size, se.p.String(), se.csrf, s.now().UTC().Format("2006-01-02T15:04"))
+	data := s.base(r, se, card.Name+" scorecard")
+	if card.Name == "" {
+		data["Title"] = id + " scorecard"
+	}
+	s.pageMu.Lock()
+	_, cached := s.pageCache[key]
+	s.pageMu.Unlock()
+	if cached {
+		s.renderCached(w, "scorecard", key, data)
+		return
+	}
 	view, err := scorecards.Explain(s.engine, card, asOf)
 	if err != nil {
 		s.errorPage(w, http.StatusInternalServerError, err.Error())
@@ -160,10 +174,6 @@ func (s *Server) scorecardPage(w http.ResponseWriter, r *http.Request, se *sessi
 		s.errorPage(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	data := s.base(r, se, card.Name+" scorecard")
-	if card.Name == "" {
-		data["Title"] = id + " scorecard"
-	}
 	data["V"] = view
 	data["Timeline"] = timeline
 	data["Standards"] = standards.All()
@@ -173,8 +183,12 @@ func (s *Server) scorecardPage(w http.ResponseWriter, r *http.Request, se *sessi
 		data["At"] = at.UTC().Format(time.RFC3339)
 		data["AtSize"] = size
 	}
-	data["AtInput"] = at.UTC().Format("2006-01-02T15:04")
-	s.render(w, http.StatusOK, "scorecard", data)
+	shown := at
+	if shown.IsZero() {
+		shown = s.now()
+	}
+	data["AtInput"] = shown.UTC().Format("2006-01-02T15:04")
+	s.renderCached(w, "scorecard", key, data)
 }
 
 // pointInTime reads ?at= (auditors and commercial users only): an RFC 3339
@@ -245,12 +259,9 @@ func (s *Server) timeline(id string, size uint64) ([]timelineItem, error) {
 		if err != nil {
 			return nil, err
 		}
-		it := timelineItem{Seq: e.Seq, At: o.OccurredAt(), AppendedAt: e.AppendedAt, Type: eventLabel(o.Event.Type.String()), What: summary(o), EventID: o.Event.EventId, Signature: "valid"}
+		it := timelineItem{Seq: e.Seq, At: o.OccurredAt(), AppendedAt: e.AppendedAt, Type: eventLabel(o.Event.Type.String()), What: summary(o), EventID: o.Event.EventId}
 		if a, ok := reg.Lookup(o.Event.KeyId); ok {
 			it.Signer = a.Holder
-			if o.Verify(a.PublicKey) != nil {
-				it.Signature = "INVALID"
-			}
 		}
 		out = append(out, it)
 	}
@@ -407,4 +418,120 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, se *session) {
 // safeSegment keeps a form value from escaping its path segment.
 func safeSegment(v string) string {
 	return strings.NewReplacer("/", "", "?", "", "#", "", "..", "").Replace(v)
+}
+
+var actionHeadings = map[string]string{
+	"assess": "Record an assessment", "dispute": "Dispute an assessment", "withdraw": "Withdraw a commitment",
+	"plan": "Agree a remediation plan", "resolve": "Resolve a dispute", "closereview": "Close a disinvestment review",
+}
+
+// actionForm shows the form of one action about one record, with the record
+// beside it. Who may do what is decided by the API when the form is sent.
+func (s *Server) actionForm(w http.ResponseWriter, r *http.Request, se *session) {
+	id, name := r.PathValue("supplier"), r.PathValue("action")
+	heading, ok := actionHeadings[name]
+	if !ok {
+		s.errorPage(w, http.StatusNotFound, "No such action.")
+		return
+	}
+	if se.p.Role == auth.Auditor || se.p.Role == auth.Supplier && se.p.SupplierID != id {
+		s.errorPage(w, http.StatusForbidden, "Your role may not do this.")
+		return
+	}
+	card, err := s.card(id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		s.errorPage(w, http.StatusNotFound, "No supplier "+id+" has been registered.")
+		return
+	}
+	if err != nil {
+		s.errorPage(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	data := s.base(r, se, heading)
+	data["Action"], data["Heading"], data["SupplierID"], data["SupplierName"] = name, heading, id, card.Name
+	data["IdempotencyKey"] = randomToken()
+	missing := func(what string) {
+		s.errorPage(w, http.StatusNotFound, "This scorecard has no such "+what+".")
+	}
+	switch name {
+	case "assess", "withdraw":
+		cm := card.Commitment(q.Get("commitment"))
+		if cm == nil {
+			missing("commitment")
+			return
+		}
+		data["Commitment"] = cm
+	case "dispute":
+		a := card.Assessment(q.Get("assessment"))
+		if a == nil {
+			missing("assessment")
+			return
+		}
+		for _, cm := range card.Commitments {
+			for _, x := range cm.Assessments {
+				if x.ID == a.ID {
+					data["Commitment"] = cm
+				}
+			}
+		}
+		data["Assessment"] = a.ID
+	case "plan":
+		b := card.Breach(q.Get("breach"))
+		if b == nil {
+			missing("breach")
+			return
+		}
+		data["Breach"] = b
+	case "resolve":
+		d := card.Dispute(q.Get("dispute"))
+		if d == nil {
+			missing("dispute")
+			return
+		}
+		data["Dispute"] = d
+	case "closereview":
+		rv := card.Review(q.Get("review"))
+		if rv == nil {
+			missing("review")
+			return
+		}
+		data["Review"] = rv
+	}
+	s.render(w, http.StatusOK, "action", data)
+}
+
+type cachedCard struct {
+	lastSeq uint64
+	card    *scorecard.Card
+}
+
+// card returns a supplier's live scorecard, decoding it only when the
+// supplier has had a new event since it was last decoded. Cards handed out
+// are shared: callers must not change them.
+func (s *Server) card(id string) (*scorecard.Card, error) {
+	es, err := s.store.SupplierEntries(id, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, ledger.ErrNotFound
+	}
+	last := es[0].Seq
+	s.trendMu.Lock()
+	c, ok := s.cards[id]
+	s.trendMu.Unlock()
+	if ok && c.lastSeq == last {
+		return c.card, nil
+	}
+	card, err := s.store.Card(id)
+	if err != nil {
+		return nil, err
+	}
+	if card.LastSeq == last {
+		s.trendMu.Lock()
+		s.cards[id] = cachedCard{lastSeq: last, card: card}
+		s.trendMu.Unlock()
+	}
+	return card, nil
 }

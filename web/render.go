@@ -13,7 +13,7 @@ import (
 	"github.com/supplier-accountability/sal/standards"
 )
 
-var pages = []string{"signin", "suppliers", "scorecard", "audit", "error"}
+var pages = []string{"signin", "suppliers", "scorecard", "audit", "error", "action"}
 
 func (s *Server) parse() error {
 	funcs := template.FuncMap{
@@ -89,3 +89,29 @@ func (s *Server) errorPage(w http.ResponseWriter, status int, msg string) {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// renderCached renders a page whose content depends only on key (which
+// must name everything the content shows, the session's CSRF token
+// included): the content is kept and reused, and only the layout (flash
+// message, sign-out form) is drawn again.
+func (s *Server) renderCached(w http.ResponseWriter, page, key string, data map[string]any) {
+	s.pageMu.Lock()
+	html, ok := s.pageCache[key]
+	s.pageMu.Unlock()
+	if !ok {
+		var buf bytes.Buffer
+		if err := s.tmpl[page].ExecuteTemplate(&buf, "content", data); err != nil {
+			http.Error(w, "page could not be rendered: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		html = template.HTML(buf.String())
+		s.pageMu.Lock()
+		if len(s.pageCache) >= 256 {
+			clear(s.pageCache)
+		}
+		s.pageCache[key] = html
+		s.pageMu.Unlock()
+	}
+	data["ContentHTML"] = html
+	s.render(w, http.StatusOK, page, data)
+}

@@ -126,7 +126,7 @@ func (s *Server) trendSVG(w http.ResponseWriter, r *http.Request, se *session) {
 func trendSVG(pts []point) string {
 	const W, H, left, top, plotH = 720, 200, 150, 16, 140
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" aria-labelledby="trend-title trend-desc">`, W, H)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" aria-labelledby="trend-title trend-desc" font-family="DejaVu Sans, Arial, sans-serif">`, W, H)
 	b.WriteString(`<title id="trend-title">Rating and open breaches by month</title>`)
 	desc := "No history yet."
 	if n := len(pts); n > 0 {

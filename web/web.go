@@ -67,8 +67,12 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 
-	trendMu sync.Mutex
+	pageMu    sync.Mutex
+	pageCache map[string]template.HTML
+
+	trendMu sync.Mutex // guards trends and cards
 	trends  map[string]trendCache
+	cards   map[string]cachedCard
 }
 
 type session struct {
@@ -89,7 +93,7 @@ const SessionLifetime = 8 * time.Hour
 // not wrapped by bearer-token authentication): forms call it with the
 // signed-in principal.
 func New(s store, tokens authenticator, api http.Handler, engine *rules.Engine, now func() time.Time) (*Server, error) {
-	srv := &Server{store: s, tokens: tokens, api: api, engine: engine, now: now, sessions: map[string]*session{}, trends: map[string]trendCache{}}
+	srv := &Server{store: s, tokens: tokens, api: api, engine: engine, now: now, sessions: map[string]*session{}, trends: map[string]trendCache{}, cards: map[string]cachedCard{}, pageCache: map[string]template.HTML{}}
 	if err := srv.parse(); err != nil {
 		return nil, err
 	}
@@ -107,6 +111,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /suppliers", s.page(s.suppliers))
 	mux.HandleFunc("GET /suppliers/{supplier}", s.page(s.scorecardPage))
 	mux.HandleFunc("GET /suppliers/{supplier}/trend.svg", s.page(s.trendSVG))
+	mux.HandleFunc("GET /suppliers/{supplier}/actions/{action}", s.page(s.actionForm))
 	mux.HandleFunc("POST /suppliers/{supplier}/actions/{action}", s.page(s.action))
 	mux.HandleFunc("GET /audit", s.page(s.auditPage))
 }
