@@ -349,14 +349,26 @@ var actions = map[string]struct {
 	fields []string
 	done   string
 }{
-	"register":   {func(s string, f func(string) string) string { return "/v1/suppliers" }, []string{"supplier_id", "name"}, "Registered."},
-	"commit":     {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/commitments" }, []string{"standard", "version", "product", "product_version", "target_date"}, "Commitment recorded."},
-	"withdraw":   {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/commitments/" + f("commitment") + "/withdrawal" }, []string{"reason"}, "Commitment withdrawn."},
-	"assess":     {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/commitments/" + f("commitment") + "/assessments" }, []string{"outcome", "evidence_ref", "assessor", "assessed_on"}, "Assessment recorded."},
-	"dispute":    {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/assessments/" + f("assessment") + "/disputes" }, []string{"grounds"}, "Dispute opened."},
-	"resolve":    {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/disputes/" + f("dispute") + "/resolution" }, []string{"outcome", "reason"}, "Dispute resolved."},
-	"plan":       {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/breaches/" + f("breach") + "/plans" }, []string{"due_date", "summary"}, "Remediation plan agreed."},
-	"closereview": {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/reviews/" + f("review") + "/closure" }, []string{"reason"}, "Review closed."},
+	"register": {func(s string, f func(string) string) string { return "/v1/suppliers" }, []string{"supplier_id", "name"}, "Registered."},
+	"commit":   {func(s string, f func(string) string) string { return "/v1/suppliers/" + s + "/commitments" }, []string{"standard", "version", "product", "product_version", "target_date"}, "Commitment recorded."},
+	"withdraw": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/commitments/" + f("commitment") + "/withdrawal"
+	}, []string{"reason"}, "Commitment withdrawn."},
+	"assess": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/commitments/" + f("commitment") + "/assessments"
+	}, []string{"outcome", "evidence_ref", "assessor", "assessed_on"}, "Assessment recorded."},
+	"dispute": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/assessments/" + f("assessment") + "/disputes"
+	}, []string{"grounds"}, "Dispute opened."},
+	"resolve": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/disputes/" + f("dispute") + "/resolution"
+	}, []string{"outcome", "reason"}, "Dispute resolved."},
+	"plan": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/breaches/" + f("breach") + "/plans"
+	}, []string{"due_date", "summary"}, "Remediation plan agreed."},
+	"closereview": {func(s string, f func(string) string) string {
+		return "/v1/suppliers/" + s + "/reviews/" + f("review") + "/closure"
+	}, []string{"reason"}, "Review closed."},
 }
 
 // action turns a submitted form into a JSON API request, made as the

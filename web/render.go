@@ -36,7 +36,7 @@ func (s *Server) parse() error {
 			}
 			return id
 		},
-		"pct": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
+		"pct":          func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 		"isSupplier":   func(p auth.Principal) bool { return p.Role == auth.Supplier },
 		"isCommercial": func(p auth.Principal) bool { return p.Role == auth.Commercial },
 		"isAuditor":    func(p auth.Principal) bool { return p.Role == auth.Auditor },
