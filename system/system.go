@@ -65,6 +65,10 @@ type Config struct {
 	// EnforceEvery is how often the enforcement service re-evaluates the
 	// rules when nothing new arrives (deadlines pass with time). Default 1m.
 	EnforceEvery time.Duration
+	// NoBackgroundEnforcement stops the enforcement service evaluating by
+	// itself (Evaluate still works on demand). Only the benchmark sets it,
+	// to time the ingest path alone.
+	NoBackgroundEnforcement bool
 }
 
 // System is a running instance.
@@ -255,11 +259,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	engine := rules.New(cal)
 	s.Enforcer = enforcement.New(engine, emit.New(signers["enforcement"], s.pub, s.Ledger), s.Ledger, cfg.Now, cfg.Logger)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.Enforcer.Run(runCtx, s.Ledger.Updated, cfg.EnforceEvery)
-	}()
+	if !cfg.NoBackgroundEnforcement {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.Enforcer.Run(runCtx, s.Ledger.Updated, cfg.EnforceEvery)
+		}()
+	}
 
 	mux := http.NewServeMux()
 	commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cal, cfg.Now).Register(mux)

@@ -51,6 +51,8 @@ Usage:
                        print a Merkle proof
   sal audit-rules [flags]
                        re-run the enforcement rules over the history
+  sal bench [flags]    measure ingest, rebuild, verify and queries against
+                       ceilings measured in the same run
   sal help             show this help
 
 The audit commands read the ledger file directly: stop the system first
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runProof(ctx, args[1:], stdout, stderr)
 	case "audit-rules":
 		return runAuditRules(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

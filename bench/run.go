@@ -1,0 +1,474 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/supplier-accountability/sal/audit"
+	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/system"
+)
+
+// Options configure a run.
+type Options struct {
+	Events    int           // N, the generated events (default 200,000)
+	Dir       string        // scratch directory (default: a temporary one, removed after)
+	QueryRate int           // scorecard requests per second offered (default 1,000)
+	QueryFor  time.Duration // how long queries are offered (default 5s)
+	Ceiling   time.Duration // how long each ceiling is measured (default 2s)
+	Progress  io.Writer     // progress lines, or nil
+}
+
+// Figure is one line of the report.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Ratio float64 `json:"ratio,omitempty"` // against Of
+	Of    string  `json:"of,omitempty"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Events  int      `json:"events"`
+	Cores   int      `json:"cores"`
+	Figures []Figure `json:"figures"`
+}
+
+func (r *Report) add(f Figure) { r.Figures = append(r.Figures, f) }
+
+// Get returns the figure with that name.
+func (r *Report) Get(name string) (Figure, bool) {
+	for _, f := range r.Figures {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Figure{}, false
+}
+
+func (o *Options) defaults() {
+	if o.Events <= 0 {
+		o.Events = 200_000
+	}
+	if o.QueryRate <= 0 {
+		o.QueryRate = 1000
+	}
+	if o.QueryFor <= 0 {
+		o.QueryFor = 5 * time.Second
+	}
+	if o.Ceiling <= 0 {
+		o.Ceiling = 2 * time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Run measures everything in one run on this machine.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.defaults()
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "sal-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	rep := &Report{Events: o.Events, Cores: runtime.GOMAXPROCS(0)}
+	say := func(f string, a ...any) { fmt.Fprintf(o.Progress, f+"\n", a...) }
+
+	say("ceilings: Ed25519 verify on %d cores, bbolt batched append, JetStream publish and consume", rep.Cores)
+	edRate := ed25519Ceiling(o.Ceiling)
+	rep.add(Figure{Name: "ceiling: ed25519 verify, all cores", Value: edRate, Unit: "verifies/s"})
+	boltRate, err := boltCeiling(filepath.Join(dir, "ceiling.db"), o.Ceiling)
+	if err != nil {
+		return nil, err
+	}
+	rep.add(Figure{Name: "ceiling: bbolt append, 1,000 puts per fsync'd tx", Value: boltRate, Unit: "puts/s"})
+	jsN := max(5_000, min(50_000, o.Events/4))
+	pubRate, conRate, err := jetstreamCeiling(ctx, filepath.Join(dir, "ceiling-nats"), jsN, true)
+	if err != nil {
+		return nil, err
+	}
+	lazyRate, _, err := jetstreamCeiling(ctx, filepath.Join(dir, "ceiling-nats-lazy"), jsN, false)
+	if err != nil {
+		return nil, err
+	}
+	rep.add(Figure{Name: "ceiling: JetStream async publish, fsync every message (as run)", Value: pubRate, Unit: "msgs/s", Ratio: pubRate / lazyRate, Of: "periodic fsync", Note: "the cost of never losing an acknowledged event"})
+	rep.add(Figure{Name: "ceiling: JetStream async publish, periodic fsync (default)", Value: lazyRate, Unit: "msgs/s"})
+	rep.add(Figure{Name: "ceiling: JetStream pull consume", Value: conRate, Unit: "msgs/s"})
+
+	say("generating %d signed events into a file", o.Events)
+	keys := DeterministicKeys("bench")
+	eventsFile := filepath.Join(dir, "events.bin")
+	if err := writeEvents(eventsFile, keys, o.Events); err != nil {
+		return nil, err
+	}
+
+	say("ingest: publishing through NATS JetStream into the ledger")
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "keys"), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(data, "keys", "registry-root.key"), []byte(hex.EncodeToString(keys.Root.Seed())+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	sys, err := system.Start(ctx, system.Config{DataDir: data, NoBackgroundEnforcement: true})
+	if err != nil {
+		return nil, err
+	}
+	defer sys.Close()
+	base, _, err := sys.Ledger.Head()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := publishFile(ctx, sys.JetStream(), eventsFile); err != nil {
+		return nil, err
+	}
+	want := base + uint64(o.Events)
+	for {
+		head, _, err := sys.Ledger.Head()
+		if err != nil {
+			return nil, err
+		}
+		if head >= want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	if q, _ := sys.Ledger.Quarantine(1, 1); len(q) > 0 {
+		return nil, fmt.Errorf("bench: an event was quarantined: %s", q[0].Reason)
+	}
+	ingest := float64(o.Events) / took.Seconds()
+	rep.add(Figure{Name: "ingest: publish → verify → append → tree → checkpoint → project", Value: ingest, Unit: "events/s", Ratio: ingest / edRate, Of: "ed25519 ceiling", Note: took.Round(time.Millisecond).String()})
+
+	say("rebuild: dropping the scorecards and replaying them from the log")
+	start = time.Now()
+	if err := sys.Ledger.RebuildProjections(ctx); err != nil {
+		return nil, err
+	}
+	rb := float64(want) / time.Since(start).Seconds()
+	rep.add(Figure{Name: "rebuild projections from the log", Value: rb, Unit: "events/s"})
+
+	say("verify: full offline verification")
+	root := keys.Root.Public().(ed25519.PublicKey)
+	start = time.Now()
+	vr, err := audit.Verify(ctx, sys.Ledger, audit.Trust{RootKey: root, CheckpointKey: sys.CheckpointKey})
+	if err != nil {
+		return nil, err
+	}
+	if !vr.OK() {
+		return nil, fmt.Errorf("bench: verification failed at %d: %s", vr.Failure.Seq, vr.Failure.Reason)
+	}
+	vrate := float64(vr.Entries) / time.Since(start).Seconds()
+	rep.add(Figure{Name: "verify: chain, signatures, tree, checkpoints, replayed digests", Value: vrate, Unit: "events/s", Ratio: vrate / edRate, Of: "ed25519 ceiling"})
+
+	say("queries: scorecard reads at %d/s for %s", o.QueryRate, o.QueryFor)
+	p50, p99, rps, err := queries(ctx, sys, SupplierIDs(o.Events), o.QueryRate, o.QueryFor)
+	if err != nil {
+		return nil, err
+	}
+	rep.add(Figure{Name: "query: scorecard p50", Value: p50, Unit: "ms"})
+	rep.add(Figure{Name: "query: scorecard p99", Value: p99, Unit: "ms"})
+	rep.add(Figure{Name: "query: scorecard throughput", Value: rps, Unit: "requests/s", Ratio: rps / float64(o.QueryRate), Of: "offered rate"})
+
+	rep.add(Figure{Name: "peak RSS", Value: float64(peakRSS()) / (1 << 20), Unit: "MiB"})
+	ledgerBytes := fileSize(filepath.Join(data, "ledger.db"))
+	natsBytes := dirSize(filepath.Join(data, "nats"))
+	rep.add(Figure{Name: "disk: ledger per event", Value: float64(ledgerBytes) / float64(want), Unit: "bytes"})
+	rep.add(Figure{Name: "disk: JetStream per event", Value: float64(natsBytes) / float64(want), Unit: "bytes"})
+	return rep, nil
+}
+
+func ed25519Ceiling(d time.Duration) float64 {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 400)
+	sig := ed25519.Sign(priv, msg)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				for range 64 {
+					ed25519.Verify(pub, msg, sig)
+				}
+				n.Add(64)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+func boltCeiling(path string, d time.Duration) (float64, error) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	val := make([]byte, 400)
+	var seq uint64
+	start := time.Now()
+	for time.Since(start) < d {
+		err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("log"))
+			if err != nil {
+				return err
+			}
+			for range 1000 {
+				seq++
+				var k [8]byte
+				binary.BigEndian.PutUint64(k[:], seq)
+				if err := b.Put(k[:], val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(seq) / time.Since(start).Seconds(), nil
+}
+
+func jetstreamCeiling(ctx context.Context, dir string, n int, syncAlways bool) (pub, con float64, err error) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, SyncAlways: syncAlways})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer srv.Shutdown()
+	nc, err := broker.ConnectEmbedded(srv, "bench-ceiling")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEILING", Subjects: []string{"ceiling.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, 0, err
+	}
+	msg := make([]byte, 400)
+	start := time.Now()
+	for i := range n {
+		if _, err := js.PublishAsync(fmt.Sprintf("ceiling.%d", i%64), msg, jetstream.WithStallWait(time.Minute)); err != nil {
+			return 0, 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		return 0, 0, errors.New("bench: JetStream ceiling publish did not complete")
+	}
+	pub = float64(n) / time.Since(start).Seconds()
+	c, err := js.CreateConsumer(ctx, "CEILING", jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		return 0, 0, err
+	}
+	start = time.Now()
+	got := 0
+	for got < n {
+		b, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return 0, 0, err
+		}
+		for range b.Messages() {
+			got++
+		}
+	}
+	return pub, float64(n) / time.Since(start).Seconds(), nil
+}
+
+// writeEvents generates the events in chunks and writes them length-
+// prefixed to a file, so memory stays flat in N.
+func writeEvents(path string, k Keys, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	g := NewGenerator(k, n)
+	for done := 0; done < n; {
+		chunk := min(50_000, n-done)
+		evs, err := g.Next(chunk)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		for _, e := range evs {
+			var l [4]byte
+			binary.BigEndian.PutUint32(l[:], uint32(len(e)))
+			w.Write(l[:])
+			w.Write(e)
+		}
+		done += chunk
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// publishFile publishes every event in the file asynchronously, with its
+// event id as message id, keeping a bounded window in flight.
+func publishFile(ctx context.Context, js jetstream.JetStream, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		var l [4]byte
+		if _, err := io.ReadFull(r, l[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		raw := make([]byte, binary.BigEndian.Uint32(l[:]))
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return err
+		}
+		o, err := envelope.Open(raw)
+		if err != nil {
+			return err
+		}
+		if _, err := js.PublishAsync(broker.Subject(o.Event.Type, o.Event.SupplierId), raw, jetstream.WithMsgID(o.Event.EventId), jetstream.WithStallWait(time.Minute)); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func queries(ctx context.Context, sys *system.System, suppliers []string, rate int, d time.Duration) (p50, p99, rps float64, err error) {
+	tok, err := sys.Tokens.Issue(auth.Principal{Role: auth.Commercial, Name: "bench"})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	srv := httptest.NewServer(sys.Handler)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := 0; time.Since(start) < d; i++ {
+		next := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(next))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/suppliers/"+id+"/scorecard", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+		}(suppliers[i%len(suppliers)])
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed.Load() > 0 {
+		return 0, 0, 0, fmt.Errorf("bench: %d scorecard requests failed", failed.Load())
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat)) / elapsed.Seconds(), nil
+}
+
+// peakRSS reads the process's high-water resident set size (Linux).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
