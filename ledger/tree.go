@@ -279,3 +279,18 @@ func (l *Ledger) Checkpoints() ([][]byte, error) {
 	})
 	return out, err
 }
+
+// CardDigest is the SHA-256 of a supplier's stored scorecard: a cheap way
+// to know whether it changed.
+func (l *Ledger) CardDigest(supplierID string) ([32]byte, error) {
+	var d [32]byte
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketCardDigests).Get([]byte(supplierID))
+		if len(v) != 32 {
+			return fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
+		}
+		copy(d[:], v)
+		return nil
+	})
+	return d, err
+}

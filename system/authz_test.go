@@ -27,7 +27,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	routes := []struct {
 		method, path, body string
-		allowed          []string
+		allowed            []string
 	}{
 		{"POST", "/v1/suppliers", `{"supplier_id":"acme-health","name":"Acme"}`, []string{"commercial", "supplier self"}},
 		{"POST", "/v1/suppliers/acme-health/commitments", `{"standard":"DSPT","version":"2026-27","product":"Hosting","target_date":"2027-06-30"}`, []string{"supplier self"}},

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/demo"
 	"github.com/supplier-accountability/sal/system"
 )
 
@@ -21,6 +23,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
+	demoSeed := fs.Int64("demo", 0, "seed a fictional demo data set (12 suppliers, two years of history) from this seed, through the signed-event path, into an empty ledger; 0: no demo data")
 	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -39,7 +42,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *httpAddr, err)
 	}
+	now := time.Now
+	var clock *demo.Clock
+	end := time.Now().UTC()
+	if *demoSeed != 0 {
+		// The demo walks a clock through two years of history; the
+		// services and the ledger read it, then it follows the wall clock.
+		clock = demo.NewClock(end.AddDate(-2, 0, 0))
+		now = clock.Now
+	}
 	sys, err := system.Start(ctx, system.Config{
+		Now:        now,
 		DataDir:    *dataDir,
 		NATSURL:    *natsURL,
 		NATSListen: *natsListen,
@@ -52,6 +65,29 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer sys.Close()
 
+	var demoTokens []system.DemoToken
+	if clock != nil {
+		fmt.Fprintf(stdout, "seeding demo data (seed %d): two years of fictional history, every event signed and sent through NATS...\n", *demoSeed)
+		sum, err := demo.Seed(ctx, sys, clock, *demoSeed, end)
+		clock.Release()
+		switch {
+		case errors.Is(err, demo.ErrNotEmpty):
+			fmt.Fprintln(stdout, "  demo data not seeded: the ledger already holds suppliers")
+		case err != nil:
+			return fmt.Errorf("demo data: %w", err)
+		default:
+			fmt.Fprintf(stdout, "  %d suppliers, %d commitments, %d assessments, %d breaches, %d escalations, %d disputes, %d events; ratings %v\n",
+				sum.Suppliers, sum.Commitments, sum.Assessments, sum.Breaches, sum.Escalations, sum.Disputes, sum.Events, sum.Ratings)
+			for _, id := range demo.SupplierIDs()[:2] {
+				tok, err := sys.Tokens.Issue(auth.Principal{Role: auth.Supplier, SupplierID: id, Name: "demo-" + id})
+				if err != nil {
+					return err
+				}
+				demoTokens = append(demoTokens, system.DemoToken{Role: "supplier:" + id, Token: tok})
+			}
+		}
+	}
+
 	srv := &http.Server{Handler: sys.Handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -62,10 +98,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if *natsListen != "" {
 		broker += ", clients on nats://" + *natsListen
 	}
-	fmt.Fprintf(stdout, "sal is up\n  API:     http://%s\n  data:    %s (ledger %s/ledger.db)\n  broker:  %s\n", ln.Addr(), *dataDir, *dataDir, broker)
-	if len(sys.DemoTokens) > 0 {
+	fmt.Fprintf(stdout, "sal is up\n  pages:   http://%s/\n  API:     http://%s\n  data:    %s (ledger %s/ledger.db)\n  broker:  %s\n", ln.Addr(), ln.Addr(), *dataDir, *dataDir, broker)
+	if all := append(append([]system.DemoToken{}, sys.DemoTokens...), demoTokens...); len(all) > 0 {
 		fmt.Fprintln(stdout, "\nDemo credentials, shown this once (only their hashes are kept):")
-		for _, t := range sys.DemoTokens {
+		for _, t := range all {
 			fmt.Fprintf(stdout, "  %-26s %s\n", t.Role, t.Token)
 		}
 	} else {

@@ -4,9 +4,12 @@
 package scorecards
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/supplier-accountability/sal/auth"
@@ -20,6 +23,7 @@ import (
 
 type store interface {
 	Scorecard(supplierID string) ([]byte, error)
+	CardDigest(supplierID string) ([32]byte, error)
 	Card(supplierID string) (*scorecard.Card, error)
 	Suppliers() ([]string, error)
 }
@@ -31,12 +35,23 @@ type Service struct {
 	store  store
 	engine *rules.Engine
 	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached // supplier id -> the last answer served
+}
+
+// cached is a served scorecard: valid while the stored card (by digest)
+// and the date are the same.
+type cached struct {
+	digest [32]byte
+	date   string
+	body   []byte
 }
 
 // New returns the service. The rating and escalation clocks on a scorecard
 // are computed by engine as of the clock's date.
 func New(s store, engine *rules.Engine, now func() time.Time) *Service {
-	return &Service{store: s, engine: engine, now: now}
+	return &Service{store: s, engine: engine, now: now, cache: map[string]cached{}}
 }
 
 // View is a scorecard as served: the stored projection, plus the KPI rating
@@ -74,7 +89,8 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusForbidden, "forbidden: a supplier may read only its own scorecard"))
 		return
 	}
-	card, err := s.store.Card(id)
+	today := calendar.Today(s.now())
+	digest, err := s.store.CardDigest(id)
 	if errors.Is(err, ledger.ErrNotFound) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "supplier %s has no scorecard (not registered)", id))
 		return
@@ -83,12 +99,42 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, err)
 		return
 	}
-	v, err := Explain(s.engine, card, calendar.Today(s.now()))
+	s.mu.Lock()
+	c, ok := s.cache[id]
+	s.mu.Unlock()
+	if ok && c.digest == digest && c.date == today {
+		api.WriteRawJSON(w, http.StatusOK, c.body)
+		return
+	}
+	raw, err := s.store.Scorecard(id)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, v)
+	card, err := scorecard.Decode(raw)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	v, err := Explain(s.engine, card, today)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	if sha256.Sum256(raw) == digest {
+		s.mu.Lock()
+		if len(s.cache) >= 4096 {
+			clear(s.cache)
+		}
+		s.cache[id] = cached{digest: digest, date: today, body: body}
+		s.mu.Unlock()
+	}
+	api.WriteRawJSON(w, http.StatusOK, body)
 }
 
 // Summary is one line of the supplier list.
