@@ -187,7 +187,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, app Appender, maxBatch
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
 		Description:   "the ledger: acks after its bbolt transaction commits",
-		AckPolicy:     jetstream.AckAllPolicy,
+		// Explicit acks, one per message: with "ack all", acking a new
+		// message after a restart would also ack older ones still waiting
+		// to be redelivered from before the crash, and lose them (the
+		// SIGKILL test in faults/ found exactly that).
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 4 * maxBatch,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -239,10 +243,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, app Appender, maxBatch
 			}
 			continue
 		}
-		if err := batch[len(batch)-1].Ack(); err != nil {
-			// The batch is committed; a lost ack only means a redelivery,
-			// which the ledger recognises as duplicates.
-			log.Warn("ack after commit failed", "err", err)
+		for _, m := range batch {
+			if err := m.Ack(); err != nil {
+				// The batch is committed; a lost ack only means a
+				// redelivery, which the ledger recognises as a duplicate.
+				log.Warn("ack after commit failed", "err", err)
+			}
 		}
 	}
 }

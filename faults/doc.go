@@ -1,0 +1,5 @@
+// Package faults holds the tests that run the system as real processes and
+// break it: SIGKILL of the one-process system while events stream in, and
+// restarts that must keep every acknowledged event exactly once. It has no
+// code of its own; the tests build cmd/sal and drive it as an operator would.
+package faults
