@@ -185,8 +185,8 @@ func (f AppendFunc) Append(ctx context.Context, raws [][]byte) error { return f(
 // nil for it. It returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, app Appender, maxBatch int, log *slog.Logger) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:       LedgerConsumer,
-		Description:   "the ledger: acks after its bbolt transaction commits",
+		Durable:     LedgerConsumer,
+		Description: "the ledger: acks after its bbolt transaction commits",
 		// Explicit acks, one per message: with "ack all", acking a new
 		// message after a restart would also ack older ones still waiting
 		// to be redelivered from before the crash, and lose them (the
