@@ -113,7 +113,13 @@ func ConnectEmbedded(srv *server.Server, name string) (*nats.Conn, error) {
 // Connect dials an external NATS server or cluster. Reconnection is
 // unlimited: a service keeps trying while the broker is away.
 func Connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}, extra...)
+	opts := append([]nats.Option{
+		nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		// No buffering while disconnected: a publish during an outage fails
+		// at once (the user gets 503, "nothing was recorded") instead of
+		// being sent later behind the user's back.
+		nats.ReconnectBufSize(-1),
+	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: connect %s: %w", url, err)

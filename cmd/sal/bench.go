@@ -28,7 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "sal bench: %d events on %d cores\n\n", rep.Events, rep.Cores)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tvalue\tunit\tratio\tof\tnote")
 	for _, f := range rep.Figures {
 		ratio := ""
