@@ -16,6 +16,7 @@ import (
 
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/scorecard"
 )
 
 const formatVersion = "1"
@@ -73,6 +74,9 @@ type Ledger struct {
 
 	appendMu sync.Mutex // serializes Append and RebuildProjections
 	reg      *keys.Registry
+	// cards keeps decoded scorecards between batches (guarded by
+	// appendMu), so a batch does not decode the cards it touches again.
+	cards map[string]*scorecard.Card
 
 	cp *Checkpointer // nil: no checkpoints (tools that only read)
 
@@ -114,7 +118,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
+	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
 	rootID := envelope.KeyID(root)
 	reg := keys.NewRegistry(root)
 	setup := db.Update

@@ -215,6 +215,7 @@ func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Ope
 func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	clear(l.cards)
 	cards := map[string]*scorecard.Card{}
 	if err := l.Scan(ctx, func(e Entry) error { return Project(cards, e) }); err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)

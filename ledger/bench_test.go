@@ -1,0 +1,44 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/supplier-accountability/sal/bench"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/ledger"
+)
+
+// BenchmarkAppend appends generated events in batches of 256 (the
+// consumer's batch) with checkpoints, as ingest does, without the broker.
+func BenchmarkAppend(b *testing.B) {
+	k := bench.DeterministicKeys("append")
+	const n = 20_000
+	evs, err := bench.Events(k, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, _, _ := keys.NoteSigner("sal.bench/append", k.Root)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, Checkpoints: &ledger.Checkpointer{Origin: "sal.bench/append", Signer: cs}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for i := 0; i < n; i += 256 {
+			if _, err := l.Append(context.Background(), evs[i:min(i+256, n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		l.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
