@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,54 +43,49 @@ func BenchmarkEd25519VerifyAllCores(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
 }
 
-var built struct {
-	once  sync.Once
+type builtLedger struct {
 	path  string
 	trust audit.Trust
 	n     int
-	err   error
+}
+
+// buildLedger appends benchEvents() generated events, with checkpoints
+// every 1,000, into a ledger in dir.
+func buildLedger(b *testing.B, dir string) builtLedger {
+	b.Helper()
+	bl := builtLedger{path: filepath.Join(dir, "ledger.db"), n: benchEvents()}
+	k := bench.DeterministicKeys("verify")
+	cs, vkey, err := keys.NoteSigner("sal.bench/verify", k.Root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(bl.path, k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true, Checkpoints: &ledger.Checkpointer{Origin: "sal.bench/verify", Signer: cs}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := bench.NewGenerator(k, bl.n)
+	for done := 0; done < bl.n; {
+		evs, err := g.Next(1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Append(context.Background(), evs); err != nil {
+			b.Fatal(err)
+		}
+		done += len(evs)
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	bl.trust = audit.Trust{RootKey: k.Root.Public().(ed25519.PublicKey), CheckpointKey: vkey}
+	return bl
 }
 
 // BenchmarkVerify times a full offline verification of a ledger of
-// benchEvents() generated events, with checkpoints every 1,000.
+// benchEvents() generated events.
 func BenchmarkVerify(b *testing.B) {
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "sal-bench-verify-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "ledger.db")
-		built.n = benchEvents()
-		k := bench.DeterministicKeys("verify")
-		evs, err := bench.Events(k, built.n)
-		if err != nil {
-			built.err = err
-			return
-		}
-		cs, vkey, err := keys.NoteSigner("sal.bench/verify", k.Root)
-		if err != nil {
-			built.err = err
-			return
-		}
-		now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-		l, err := ledger.Open(built.path, k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true, Checkpoints: &ledger.Checkpointer{Origin: "sal.bench/verify", Signer: cs}})
-		if err != nil {
-			built.err = err
-			return
-		}
-		for i := 0; i < len(evs); i += 1000 {
-			if _, err := l.Append(context.Background(), evs[i:min(i+1000, len(evs))]); err != nil {
-				built.err = err
-				return
-			}
-		}
-		built.err = l.Close()
-		built.trust = audit.Trust{RootKey: k.Root.Public().(ed25519.PublicKey), CheckpointKey: vkey}
-	})
-	if built.err != nil {
-		b.Fatal(built.err)
-	}
+	built := buildLedger(b, b.TempDir())
 	l, err := ledger.Open(built.path, built.trust.RootKey, ledger.Options{ReadOnly: true})
 	if err != nil {
 		b.Fatal(err)
