@@ -84,6 +84,7 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	start := time.Now()
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
 	verified := verifyAhead(reg, raws)
@@ -117,6 +118,9 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 	}
 	l.reg = reg
 	l.notify(results)
+	if l.obs != nil {
+		l.obs.Batch(results, time.Since(start))
+	}
 	return results, nil
 }
 
@@ -199,7 +203,7 @@ func (b *batch) card(supplierID string) (*scorecard.Card, error) {
 
 func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result, error) {
 	digest := sha256.Sum256(raw)
-	r := Result{Quarantined: true, Reason: cause.Error()}
+	r := Result{Quarantined: true, Reason: cause.Error(), Code: reasonCode(cause)}
 	if o != nil {
 		r.EventID = o.Event.EventId
 	}

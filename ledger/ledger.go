@@ -64,6 +64,13 @@ type Result struct {
 	Duplicate   bool   `json:"duplicate,omitempty"`
 	Quarantined bool   `json:"quarantined,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	Code        string `json:"code,omitempty"` // the quarantine reason's code
+}
+
+// Observer is told about every committed batch. The ledger does not log
+// or export metrics itself; a main wires an observer to its exporter.
+type Observer interface {
+	Batch(results []Result, took time.Duration)
 }
 
 // Ledger is an open ledger file. It is safe for concurrent use; appends are
@@ -78,7 +85,8 @@ type Ledger struct {
 	// appendMu), so a batch does not decode the cards it touches again.
 	cards map[string]*scorecard.Card
 
-	cp *Checkpointer // nil: no checkpoints (tools that only read)
+	cp  *Checkpointer // nil: no checkpoints (tools that only read)
+	obs Observer
 
 	mu      sync.Mutex
 	waiters map[string][]chan Result
@@ -98,6 +106,8 @@ type Options struct {
 	// ReadOnly opens an existing file for reading only (auditing, replay,
 	// export); appends fail.
 	ReadOnly bool
+	// Observer, when set, is told about every committed batch.
+	Observer Observer
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -118,7 +128,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
-	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
+	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
 	rootID := envelope.KeyID(root)
 	reg := keys.NewRegistry(root)
 	setup := db.Update

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/metrics"
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
 	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/services/api"
@@ -88,6 +90,8 @@ type System struct {
 	DemoTokens []DemoToken
 	// NATS is the embedded server, or nil with an external one.
 	NATS *server.Server
+	// Metrics are the instance's Prometheus collectors, served at /metrics.
+	Metrics *metrics.Metrics
 	// CheckpointKey is the signed-note verifier key of the checkpoints.
 	CheckpointKey string
 	// Enforcer applies the rules; it runs in the background, and tests may
@@ -96,7 +100,7 @@ type System struct {
 
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	pub    *broker.Publisher
+	pub    countingPublisher
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	log    *slog.Logger
@@ -165,9 +169,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	s.CheckpointKey = vkey
+	s.Metrics = metrics.New()
 	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootKey.Public().(ed25519.PublicKey), ledger.Options{
 		Now:         cfg.Now,
 		Checkpoints: &ledger.Checkpointer{Origin: origin, Signer: cpSigner},
+		Observer:    s.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -196,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if _, err := broker.EnsureStream(ctx, s.js, cfg.Replicas); err != nil {
 		return nil, err
 	}
-	s.pub = broker.NewPublisher(s.js)
+	s.pub = countingPublisher{broker.NewPublisher(s.js), s.Metrics}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -207,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			results, err := s.Ledger.Append(ctx, raws)
 			for _, r := range results {
 				if r.Quarantined {
-					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "reason", r.Reason)
+					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "code", r.Code, "reason", r.Reason)
 				}
 			}
 			return err
@@ -284,8 +290,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path))
 	})
 
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.Metrics.WatchLag(runCtx, 5*time.Second, s.consumerLag)
+	}()
+
 	top := http.NewServeMux()
-	top.Handle("/v1/", s.Tokens.Require(mux))
+	top.Handle("/v1/", s.Tokens.Require(metrics.Route(mux)))
+	top.Handle("GET /metrics", s.Metrics.Handler())
 	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -296,7 +309,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	pages.Register(top)
-	s.Handler = top
+	s.Handler = s.Metrics.HTTP(top)
 	return s, nil
 }
 
@@ -385,12 +398,56 @@ func (s *System) issueDemoTokens() error {
 	return nil
 }
 
+// ReadyLag is how many unconsumed events the ledger may be behind and
+// still report ready.
+const ReadyLag = 10_000
+
+func (s *System) consumerLag(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := s.js.Consumer(ctx, broker.StreamName, broker.LedgerConsumer)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
+
+// ready answers /readyz: connected to NATS, and the ledger caught up.
 func (s *System) ready(w http.ResponseWriter, r *http.Request) {
 	if s.nc == nil || !s.nc.IsConnected() {
-		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not connected to NATS"})
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not connected to NATS"})
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	lag, err := s.consumerLag(r.Context())
+	if err != nil {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "event stream unavailable: " + err.Error()})
+		return
+	}
+	if lag > ReadyLag {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "ledger catching up", "lag": lag})
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "lag": lag})
+}
+
+// countingPublisher counts what the services publish.
+type countingPublisher struct {
+	p *broker.Publisher
+	m *metrics.Metrics
+}
+
+func (c countingPublisher) Publish(ctx context.Context, subject, eventID string, raw []byte) error {
+	if err := c.p.Publish(ctx, subject, eventID, raw); err != nil {
+		return err
+	}
+	if parts := strings.SplitN(subject, ".", 4); len(parts) == 4 {
+		c.m.Published(parts[2])
+	}
+	return nil
 }
 
 // Close stops the consumer, drains the NATS connection, stops the embedded

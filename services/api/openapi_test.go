@@ -40,6 +40,7 @@ var documentedRoutes = []string{
 	"GET /v1/audit/proofs/consistency",
 	"GET /healthz",
 	"GET /readyz",
+	"GET /metrics",
 	openAPIRoute,
 }
 
