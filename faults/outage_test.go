@@ -79,7 +79,7 @@ func TestBrokerOutage(t *testing.T) {
 	ns.WaitForShutdown()
 	headBefore, _, _ := sys.Ledger.Head()
 	c, b := commit(100)
-	if c != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(b["error"]), "unavailable") {
+	if c != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(b["error"]), "Idempotency-Key") {
 		t.Fatalf("write during the outage: %d %v, want a clear 503", c, b)
 	}
 	if r, _ := http.Get(srv.URL + "/readyz"); r == nil || r.StatusCode != http.StatusServiceUnavailable {

@@ -97,7 +97,10 @@ func (e *Emitter) Emit(ctx context.Context, eventID, supplierID string, at time.
 		return Outcome{}, fmt.Errorf("emit: %w", err)
 	}
 	if err := e.pub.Publish(ctx, broker.Subject(ev.Type, supplierID), ev.EventId, raw); err != nil {
-		return Outcome{}, api.Errorf(http.StatusServiceUnavailable, "event stream unavailable, nothing was recorded; retry later (%v)", err)
+		// Not confirmed is not the same as not recorded: a clustered stream
+		// that lost its quorum can still commit the event when the quorum
+		// returns. Only a retry with the same Idempotency-Key is safe.
+		return Outcome{}, api.Errorf(http.StatusServiceUnavailable, "event stream unavailable: the write was not confirmed and may or may not be recorded (event %s); retry with the same Idempotency-Key header to have it recorded exactly once (%v)", ev.EventId, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
