@@ -76,8 +76,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case err != nil:
 			return fmt.Errorf("demo data: %w", err)
 		default:
-			fmt.Fprintf(stdout, "  %d suppliers, %d commitments, %d assessments, %d breaches, %d escalations, %d disputes, %d events; ratings %v\n",
-				sum.Suppliers, sum.Commitments, sum.Assessments, sum.Breaches, sum.Escalations, sum.Disputes, sum.Events, sum.Ratings)
+			var ratings []string
+			for _, label := range []string{"Good", "Approaching target", "Requires improvement", "Inadequate", "Other"} {
+				if n := sum.Ratings[label]; n > 0 {
+					ratings = append(ratings, fmt.Sprintf("%d %s", n, label))
+				}
+			}
+			fmt.Fprintf(stdout, "  %d suppliers, %d commitments, %d assessments, %d breaches, %d escalations, %d disputes, %d events\n  ratings today: %s\n",
+				sum.Suppliers, sum.Commitments, sum.Assessments, sum.Breaches, sum.Escalations, sum.Disputes, sum.Events, strings.Join(ratings, ", "))
 			for _, id := range demo.SupplierIDs()[:2] {
 				tok, err := sys.Tokens.Issue(auth.Principal{Role: auth.Supplier, SupplierID: id, Name: "demo-" + id})
 				if err != nil {
