@@ -42,3 +42,32 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkRebuild drops and replays the projections of a ledger of
+// generated events.
+func BenchmarkRebuild(b *testing.B) {
+	k := bench.DeterministicKeys("rebuild")
+	const n = 50_000
+	evs, err := bench.Events(k, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < n; i += 1000 {
+		if _, err := l.Append(context.Background(), evs[i:min(i+1000, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := l.RebuildProjections(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -245,12 +245,50 @@ func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
 	if reason := apply(c, seq, ev, payload); reason != "" {
 		c.Ignored = append(c.Ignored, Ignored{Seq: seq, Event: ev.EventId, Reason: reason})
 	}
-	for _, cm := range c.Commitments {
-		// LatestAssessment is a copy once the card has been stored and
-		// read back, so it is recomputed from Assessments every time.
+	// Only the commitment an event is about can change its latest
+	// assessment or status; the rest are left as they are. LatestAssessment
+	// is a copy once the card has been stored and read back, so it is
+	// recomputed from Assessments.
+	if cm := c.commitment(c.subject(payload)); cm != nil {
 		cm.LatestAssessment = latest(cm)
 		cm.Status = c.status(cm)
 	}
+}
+
+// subject is the id of the commitment an event is about, or "".
+func (c *Card) subject(payload proto.Message) string {
+	switch p := payload.(type) {
+	case *pb.CommitmentMade:
+		return p.CommitmentId
+	case *pb.CommitmentWithdrawn:
+		return p.CommitmentId
+	case *pb.AssessmentRecorded:
+		return p.CommitmentId
+	case *pb.BreachRaised:
+		return p.CommitmentId
+	case *pb.BreachClosed:
+		if b := c.breach(p.BreachId); b != nil {
+			return b.CommitmentID
+		}
+	case *pb.DisputeOpened:
+		return c.commitmentOf(p.AssessmentId)
+	case *pb.DisputeResolved:
+		if d := c.dispute(p.DisputeId); d != nil {
+			return c.commitmentOf(d.AssessmentID)
+		}
+	}
+	return ""
+}
+
+func (c *Card) commitmentOf(assessmentID string) string {
+	for _, cm := range c.Commitments {
+		for _, a := range cm.Assessments {
+			if a.ID == assessmentID {
+				return cm.ID
+			}
+		}
+	}
+	return ""
 }
 
 func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
