@@ -41,3 +41,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// envInt returns the environment variable as an int, or def when it is
+// unset or not a number.
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		var n int
+		if _, err := fmt.Sscanf(v, "%d", &n); err == nil {
+			return n
+		}
+	}
+	return def
+}

@@ -53,6 +53,7 @@ Usage:
                        re-run the enforcement rules over the history
   sal bench [flags]    measure ingest, rebuild, verify and queries against
                        ceilings measured in the same run
+  sal probe URL        exit 0 if URL answers 2xx (container health checks)
   sal help             show this help
 
 The audit commands read the ledger file directly: stop the system first
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAuditRules(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -23,6 +23,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
+	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream on an external NATS cluster (3 for a three-node cluster) (env SAL_REPLICAS)")
 	demoSeed := fs.Int64("demo", 0, "seed a fictional demo data set (12 suppliers, two years of history) from this seed, through the signed-event path, into an empty ledger; 0: no demo data")
 	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
 	if err := parse(fs, args); err != nil {
@@ -58,6 +59,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NATSListen: *natsListen,
 		Logger:     logger,
 		RotateKeys: splitList(*rotate),
+		Replicas:   *replicas,
 	})
 	if err != nil {
 		ln.Close()

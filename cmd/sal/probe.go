@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// runProbe is the health check of the container images, which are built
+// FROM scratch and have no curl: it GETs a URL and succeeds on a 2xx.
+func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagSet("probe", stderr)
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: sal probe [-timeout 3s] URL")
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fs.Arg(0), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", fs.Arg(0), resp.Status)
+	}
+	fmt.Fprintln(stdout, resp.Status)
+	return nil
+}
