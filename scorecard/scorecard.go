@@ -321,6 +321,9 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if cm == nil {
 			return "assessment of unknown commitment " + p.CommitmentId
 		}
+		if c.assessment(p.AssessmentId) != nil {
+			return "assessment " + p.AssessmentId + " already recorded (a replay under a new event id?)"
+		}
 		a := &Assessment{
 			ID: p.AssessmentId, Outcome: OutcomeName(p.Outcome), EvidenceRef: p.EvidenceRef,
 			Assessor: p.Assessor, AssessedOn: p.AssessedOn, RecordedBy: p.RecordedBy,
@@ -369,6 +372,11 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if c.breach(p.BreachId) == nil {
 			return "plan for unknown breach " + p.BreachId
 		}
+		for _, x := range c.Plans {
+			if x.ID == p.PlanId {
+				return "plan " + p.PlanId + " already agreed (a replay under a new event id?)"
+			}
+		}
 		c.Plans = append(c.Plans, &Plan{
 			ID: p.PlanId, BreachID: p.BreachId, DueDate: p.DueDate, Summary: p.Summary,
 			AgreedBy: p.AgreedBy, AgreedOn: p.AgreedOn, Event: ev.EventId,
@@ -377,6 +385,9 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		a := c.assessment(p.AssessmentId)
 		if a == nil {
 			return "dispute of unknown assessment " + p.AssessmentId
+		}
+		if c.dispute(p.DisputeId) != nil {
+			return "dispute " + p.DisputeId + " already opened (a replay under a new event id?)"
 		}
 		a.Disputed = true
 		c.Disputes = append(c.Disputes, &Dispute{
@@ -400,6 +411,9 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		}
 		d.Reason, d.ResolvedBy, d.ResolvedOn, d.ResolveEvent = p.Reason, p.ResolvedBy, p.ResolvedOn, ev.EventId
 	case *pb.DisinvestmentReviewOpened:
+		if c.review(p.ReviewId) != nil {
+			return "review " + p.ReviewId + " already opened (a replay under a new event id?)"
+		}
 		c.Reviews = append(c.Reviews, &Review{
 			ID: p.ReviewId, OpenedOn: p.OpenedOn, BreachIDs: append([]string{}, p.BreachIds...),
 			Status: "open", Rule: citation(p.Rule), Event: ev.EventId,
