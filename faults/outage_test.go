@@ -119,3 +119,27 @@ func TestBrokerOutage(t *testing.T) {
 		t.Fatalf("ledger grew by %d across the outage, want 1 (the write after the broker returned)", headAfter-headBefore)
 	}
 }
+
+// TestNATSCredentials: with user and password the system connects; with a
+// wrong password it refuses to start, saying why.
+func TestNATSCredentials(t *testing.T) {
+	port := freePort(t)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), Username: "sal", Password: "s3cret", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	defer s.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	if _, err := system.Start(context.Background(), system.Config{DataDir: t.TempDir(), NATSURL: url, NATSUser: "sal", NATSPassword: "wrong"}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("start with a wrong password: %v", err)
+	}
+	sys, err := system.Start(context.Background(), system.Config{DataDir: t.TempDir(), NATSURL: url, NATSUser: "sal", NATSPassword: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Close()
+}

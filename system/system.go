@@ -48,6 +48,9 @@ type Config struct {
 	// NATSURL is an external NATS server or cluster; empty starts the
 	// embedded server with its store under DataDir/nats.
 	NATSURL string
+	// NATSUser and NATSPassword authenticate to the external NATS; empty
+	// connects without credentials.
+	NATSUser, NATSPassword string
 	// NATSListen, with the embedded server, also accepts outside NATS
 	// clients on host:port. Empty: in-process only.
 	NATSListen string
@@ -190,7 +193,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 		s.nc, err = broker.ConnectEmbedded(s.NATS, "sal")
 	} else {
-		s.nc, err = broker.Connect(cfg.NATSURL, "sal")
+		var opts []nats.Option
+		if cfg.NATSUser != "" {
+			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		}
+		s.nc, err = broker.Connect(cfg.NATSURL, "sal", opts...)
 	}
 	if err != nil {
 		return nil, err

@@ -21,6 +21,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dataDir := stringFlag(fs, "data", "SAL_DATA", "./data", "data directory: ledger file, NATS store, keys, tokens")
 	httpAddr := stringFlag(fs, "http", "SAL_HTTP", "127.0.0.1:8080", "address the HTTP API listens on")
 	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
+	natsUser := stringFlag(fs, "nats-user", "SAL_NATS_USER", "", "user name for the external NATS")
+	natsPassword := stringFlag(fs, "nats-password", "SAL_NATS_PASSWORD", "", "password for the external NATS (prefer the environment variable)")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
 	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream on an external NATS cluster (3 for a three-node cluster) (env SAL_REPLICAS)")
@@ -53,13 +55,15 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		now = clock.Now
 	}
 	sys, err := system.Start(ctx, system.Config{
-		Now:        now,
-		DataDir:    *dataDir,
-		NATSURL:    *natsURL,
-		NATSListen: *natsListen,
-		Logger:     logger,
-		RotateKeys: splitList(*rotate),
-		Replicas:   *replicas,
+		Now:          now,
+		DataDir:      *dataDir,
+		NATSURL:      *natsURL,
+		NATSListen:   *natsListen,
+		NATSUser:     *natsUser,
+		NATSPassword: *natsPassword,
+		Logger:       logger,
+		RotateKeys:   splitList(*rotate),
+		Replicas:     *replicas,
 	})
 	if err != nil {
 		ln.Close()
