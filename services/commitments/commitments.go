@@ -62,33 +62,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/assessments/{assessment}/disputes", s.handle(s.dispute, "dispute_id", "dp"))
 }
 
-// handle wraps a write. record names the id field and prefix of the record
-// the write creates ("commitment_id", "cm"), if any, so a replayed retry
-// answers with it too.
-func (s *Service) handle(fn func(*http.Request, auth.Principal) (int, any, error), record ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p := api.Principal(r)
-		// A retry of a write already committed (same Idempotency-Key) is
-		// answered as such before any check of the current state.
-		if out, ok, err := s.emit.Replayed(api.EventID(r, p)); err != nil {
-			api.WriteError(w, err)
-			return
-		} else if ok {
-			body := map[string]any{"event": out}
-			if len(record) == 2 {
-				_, id := api.IDs(r, p, record[1])
-				body[record[0]] = id
-			}
-			api.WriteJSON(w, out.Status(), body)
-			return
-		}
-		status, body, err := fn(r, p)
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, status, body)
-	}
+func (s *Service) handle(fn emit.Write, record ...string) http.HandlerFunc {
+	return emit.Handler(s.emit, fn, record...)
 }
 
 type registerRequest struct {

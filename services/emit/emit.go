@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/supplier-accountability/sal/auth"
 	"github.com/supplier-accountability/sal/broker"
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/ledger"
@@ -126,4 +127,44 @@ func (o Outcome) Status() int {
 		return http.StatusOK
 	}
 	return http.StatusCreated
+}
+
+// replayer answers whether an event id is already in the ledger.
+type replayer interface {
+	Replayed(eventID string) (Outcome, bool, error)
+}
+
+var _ replayer = (*Emitter)(nil)
+
+// Write is a write handler's body: it validates, emits, and returns the
+// status and answer.
+type Write func(*http.Request, auth.Principal) (int, any, error)
+
+// Handler wraps a write handler. A retry of a write already committed (same
+// Idempotency-Key) is answered as such before any check of the current
+// state. record names the id field and prefix of the record the write
+// creates ("commitment_id", "cm"), if any, so a replayed retry answers with
+// it too.
+func Handler(e replayer, fn Write, record ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := api.Principal(r)
+		if out, ok, err := e.Replayed(api.EventID(r, p)); err != nil {
+			api.WriteError(w, err)
+			return
+		} else if ok {
+			body := map[string]any{"event": out}
+			if len(record) == 2 {
+				_, id := api.IDs(r, p, record[1])
+				body[record[0]] = id
+			}
+			api.WriteJSON(w, out.Status(), body)
+			return
+		}
+		status, body, err := fn(r, p)
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		api.WriteJSON(w, status, body)
+	}
 }
