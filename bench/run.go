@@ -104,6 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		dir = d
 	}
 	rep := &Report{Events: o.Events, Cores: runtime.GOMAXPROCS(0)}
+	heap := watchHeap(ctx)
 	say := func(f string, a ...any) { fmt.Fprintf(o.Progress, f+"\n", a...) }
 
 	say("ceilings: Ed25519 verify on %d cores, bbolt batched append, JetStream publish and consume", rep.Cores)
@@ -211,7 +212,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "query: scorecard p99", Value: p99, Unit: "ms"})
 	rep.add(Figure{Name: "query: scorecard throughput", Value: rps, Unit: "requests/s", Ratio: rps / float64(o.QueryRate), Of: "offered rate"})
 
-	rep.add(Figure{Name: "peak RSS", Value: float64(peakRSS()) / (1 << 20), Unit: "MiB"})
+	rep.add(Figure{Name: "peak RSS", Value: float64(peakRSS()) / (1 << 20), Unit: "MiB", Note: "includes bbolt's memory-mapped file"})
+	rep.add(Figure{Name: "peak Go heap in use", Value: float64(heap()) / (1 << 20), Unit: "MiB"})
 	ledgerBytes := fileSize(filepath.Join(data, "ledger.db"))
 	natsBytes := dirSize(filepath.Join(data, "nats"))
 	rep.add(Figure{Name: "disk: ledger per event", Value: float64(ledgerBytes) / float64(want), Unit: "bytes"})
@@ -478,4 +480,27 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// watchHeap samples the Go heap in use every 50 ms and returns a function
+// giving the highest value seen.
+func watchHeap(ctx context.Context) func() uint64 {
+	var peak atomic.Uint64
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return peak.Load
 }
