@@ -28,15 +28,22 @@ type trendCache struct {
 }
 
 // trend replays a supplier's events and samples the rating at the end of
-// each month, up to today. It is cached until the supplier's next event.
-func (s *Server) trend(id string) ([]point, error) {
+// each month, up to the moment until (the zero time: now). It is cached
+// until the supplier's next event.
+func (s *Server) trend(id string, until time.Time) ([]point, error) {
+	if until.IsZero() {
+		until = s.now()
+	}
 	seqs, err := s.store.SupplierSeqs(id, 0)
 	if err != nil || len(seqs) == 0 {
 		return nil, err
 	}
 	last := seqs[len(seqs)-1]
-	today := calendar.Today(s.now())
-	key := id + "|" + today
+	today := calendar.Today(until)
+	key := id + "|" + until.UTC().Format(time.RFC3339)
+	if until.Equal(s.now()) {
+		key = id + "|" + today
+	}
 	s.trendMu.Lock()
 	if c, ok := s.trends[key]; ok && c.lastSeq == last {
 		s.trendMu.Unlock()
@@ -69,6 +76,10 @@ func (s *Server) trend(id string) ([]point, error) {
 		}
 		seqs = seqs[n:]
 		for _, e := range es {
+			if e.AppendedAt.After(until) {
+				seqs = nil
+				break
+			}
 			day, err := time.Parse(calendar.DateLayout, calendar.Today(e.AppendedAt))
 			if err != nil {
 				return nil, err
@@ -95,6 +106,9 @@ func (s *Server) trend(id string) ([]point, error) {
 		pts = pts[len(pts)-36:]
 	}
 	s.trendMu.Lock()
+	if len(s.trends) >= 1024 {
+		clear(s.trends)
+	}
 	s.trends[key] = trendCache{lastSeq: last, points: pts}
 	s.trendMu.Unlock()
 	return pts, nil
@@ -114,7 +128,12 @@ func (s *Server) trendSVG(w http.ResponseWriter, r *http.Request, se *session) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	pts, err := s.trend(id)
+	at, _, _, err := s.pointInTime(r, se)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	pts, err := s.trend(id, at)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
