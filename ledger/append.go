@@ -57,8 +57,11 @@ func reasonCode(err error) string {
 	return "refused"
 }
 
-// maxCachedCards bounds the decoded scorecards kept between batches.
-const maxCachedCards = 4096
+// maxCachedCards bounds the decoded scorecards kept between batches: a
+// decoded card of a supplier with a long history takes a few hundred KiB,
+// so this keeps the cache to a few hundred MiB at most, whatever the size
+// of the ledger.
+const maxCachedCards = 1024
 
 // batch is the state of one Append transaction.
 type batch struct {

@@ -128,7 +128,7 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 	}
 	if sha256.Sum256(raw) == digest {
 		s.mu.Lock()
-		if len(s.cache) >= 4096 {
+		if len(s.cache) >= 1024 {
 			clear(s.cache)
 		}
 		s.cache[id] = cached{digest: digest, date: today, body: body}
