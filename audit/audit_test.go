@@ -42,7 +42,6 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 type fixture struct {
 	dir   string
 	trust audit.Trust
-	keys  system.Config
 }
 
 func post(t testing.TB, srv *httptest.Server, token, path, body string) map[string]any {
@@ -218,8 +217,8 @@ func TestVerifyCatchesTamperingWithTheLedgerFile(t *testing.T) {
 		}, 7, "signature"},
 		{"flip a byte of a checkpoint", func(t testing.TB, tx *bolt.Tx) {
 			b := tx.Bucket([]byte("checkpoints"))
-			k, v := b.Cursor().First()
-			k, v = b.Cursor().Seek(append([]byte{}, u64(binary.BigEndian.Uint64(k)+1)...))
+			k, _ := b.Cursor().First()
+			k, v := b.Cursor().Seek(append([]byte{}, u64(binary.BigEndian.Uint64(k)+1)...))
 			nv := append([]byte{}, v...)
 			nv[len(nv)-10] ^= 1
 			b.Put(k, nv)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
@@ -221,7 +222,7 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 		return fmt.Errorf("ledger: rebuild: %w", err)
 	}
 	return l.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketScorecards); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bucketScorecards); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("ledger: rebuild: drop scorecards: %w", err)
 		}
 		b, err := tx.CreateBucket(bucketScorecards)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/supplier-accountability/sal/ledger"
@@ -61,7 +62,7 @@ func New() *Metrics {
 		}),
 	}
 	m.reg.MustRegister(m.published, m.appended, m.duplicates, m.quarantined, m.batchSize, m.batchTime, m.requests, m.lag,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -46,8 +46,7 @@ const updateCommand = "go test ./proto -run TestWireCompatibility -update"
 // header.
 func schemaSnapshot(fd protoreflect.FileDescriptor) string {
 	var lines []string
-	var enum func(protoreflect.EnumDescriptor)
-	enum = func(e protoreflect.EnumDescriptor) {
+	enum := func(e protoreflect.EnumDescriptor) {
 		for i := range e.Values().Len() {
 			v := e.Values().Get(i)
 			lines = append(lines, fmt.Sprintf("%s.%s = %d", e.FullName(), v.Name(), v.Number()))
