@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -202,7 +201,7 @@ func Verify(ctx context.Context, src Source, trust Trust) (Report, error) {
 func (v *verifier) openCheckpoint(signed []byte) (ledger.Checkpoint, error) {
 	n, err := note.Open(signed, note.VerifierList(v.cpv))
 	if err != nil {
-		c, _ := ledger.ParseCheckpoint(unverifiedText(signed))
+		c, _ := ledger.ParseCheckpoint(ledger.CheckpointBody(signed))
 		return c, fmt.Errorf("checkpoint at size %d: signature does not verify: %v", c.Size, err)
 	}
 	c, err := ledger.ParseCheckpoint(n.Text)
@@ -446,14 +445,4 @@ func SortedIDs(cards map[string][]byte) []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-// unverifiedText is the body of a signed note, read without checking it,
-// only to locate a failure.
-func unverifiedText(signed []byte) string {
-	s := string(signed)
-	if i := strings.Index(s, "\n\n"); i >= 0 {
-		return s[:i+1]
-	}
-	return s
 }

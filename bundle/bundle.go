@@ -249,7 +249,7 @@ func Write(ctx context.Context, dir string, l Ledger, k Keys, scorecards map[str
 	}
 	var prev uint64
 	for _, signed := range cps {
-		c, err := ledger.ParseCheckpoint(checkpointText(signed))
+		c, err := ledger.ParseCheckpoint(ledger.CheckpointBody(signed))
 		if err != nil {
 			return m, fmt.Errorf("bundle: stored checkpoint: %w", err)
 		}
@@ -352,16 +352,6 @@ func Write(ctx context.Context, dir string, l Ledger, k Keys, scorecards map[str
 		return m, fmt.Errorf("bundle: manifest: %w", err)
 	}
 	return m, nil
-}
-
-// checkpointText is the body of a signed note (before the blank line).
-func checkpointText(signed []byte) string {
-	for i := 0; i+1 < len(signed); i++ {
-		if signed[i] == '\n' && signed[i+1] == '\n' {
-			return string(signed[:i+1])
-		}
-	}
-	return string(signed)
 }
 
 // Bundle is an opened bundle directory; it is an audit source.

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,8 @@ const maxCachedCards = 1024
 // batch is the state of one Append transaction.
 type batch struct {
 	cache    map[string]*scorecard.Card
-	verified map[int]bool // index in the batch -> signature checked ahead, in parallel
+	opened   []*envelope.Opened // per index: decoded ahead, nil if it did not decode
+	verified []bool             // per index: signature checked ahead, in parallel
 	index    int
 	tx       *bolt.Tx
 	reg      *keys.Registry
@@ -90,10 +92,10 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 	start := time.Now()
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
-	verified := verifyAhead(reg, raws)
+	opened, verified := verifyAhead(reg, raws)
 	var touched map[string]*scorecard.Card
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, verified: verified}
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified}
 		touched = b.cards
 		for i, raw := range raws {
 			b.index = i
@@ -128,8 +130,9 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 }
 
 func (b *batch) appendOne(raw []byte) (Result, error) {
-	o, err := envelope.Open(raw)
-	if err != nil {
+	o := b.opened[b.index]
+	if o == nil {
+		_, err := envelope.Open(raw) // for the reason it does not decode
 		return b.quarantine(raw, nil, err)
 	}
 	id := o.Event.EventId
@@ -375,46 +378,40 @@ func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
 	return r, ok, err
 }
 
-// verifyAhead checks, on every core, the signatures of the batch's events
-// whose key is in force at the start of the batch. It returns the indexes
-// whose signature verified with that key; the sequential pass still checks
-// authority in order, and re-checks anything not marked here.
-func verifyAhead(reg *keys.Registry, raws [][]byte) map[int]bool {
-	type job struct {
-		i   int
-		o   *envelope.Opened
-		pub []byte
-	}
-	var jobs []job
+// verifyAhead decodes the batch's envelopes and checks, on every core,
+// the signatures of those whose key is in force at the start of the batch.
+// The ordered pass reuses the decodes, still checks authority in order, and
+// re-checks any signature not marked here.
+func verifyAhead(reg *keys.Registry, raws [][]byte) ([]*envelope.Opened, []bool) {
+	opened := make([]*envelope.Opened, len(raws))
+	pubs := make([]ed25519.PublicKey, len(raws))
 	for i, raw := range raws {
 		o, err := envelope.Open(raw)
-		if err != nil || o.Event.SupplierId == "" {
+		if err != nil {
 			continue
 		}
-		a, ok := reg.Lookup(o.Event.KeyId)
-		if !ok {
-			continue
+		opened[i] = o
+		if o.Event.SupplierId == "" {
+			continue // registry changes are checked in order
 		}
-		jobs = append(jobs, job{i, o, a.PublicKey})
+		if a, ok := reg.Lookup(o.Event.KeyId); ok {
+			pubs[i] = a.PublicKey
+		}
 	}
-	ok := make([]bool, len(jobs))
+	verified := make([]bool, len(raws))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := w; j < len(jobs); j += workers {
-				ok[j] = jobs[j].o.Verify(jobs[j].pub) == nil
+			for i := w; i < len(raws); i += workers {
+				if pubs[i] != nil {
+					verified[i] = opened[i].Verify(pubs[i]) == nil
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	out := make(map[int]bool, len(jobs))
-	for j, v := range ok {
-		if v {
-			out[jobs[j].i] = true
-		}
-	}
-	return out
+	return opened, verified
 }

@@ -155,6 +155,18 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	return c, errors.New("ledger: checkpoint has no scorecards digest line")
 }
 
+// CheckpointBody is the text of a signed checkpoint note before its
+// signature lines, read without checking the signature: for stored
+// checkpoints this ledger signed itself, or to say where a bad one claims
+// to be. Verify a note from elsewhere with golang.org/x/mod/sumdb/note.
+func CheckpointBody(signed []byte) string {
+	s := string(signed)
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
 // Checkpointer signs checkpoints for one log origin.
 type Checkpointer struct {
 	Origin string

@@ -227,7 +227,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "matches the live projection byte for byte")
 	}
 	if signed, err := d.l.SignedCheckpoint(size); err == nil {
-		c, err := ledger.ParseCheckpoint(checkpointBody(signed))
+		c, err := ledger.ParseCheckpoint(ledger.CheckpointBody(signed))
 		if err != nil {
 			return err
 		}
@@ -237,16 +237,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "matches the scorecards digest of the signed checkpoint at size %d\n", size)
 	}
 	return nil
-}
-
-func checkpointBody(signed []byte) string {
-	s := string(signed)
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '\n' && s[i+1] == '\n' {
-			return s[:i+1]
-		}
-	}
-	return s
 }
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
