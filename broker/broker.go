@@ -186,12 +186,16 @@ type AppendFunc func(ctx context.Context, raws [][]byte) error
 // Append calls f.
 func (f AppendFunc) Append(ctx context.Context, raws [][]byte) error { return f(ctx, raws) }
 
-// Consume feeds the stream to app through the durable pull consumer, in
+// Consume feeds the stream to app through the durable pull consumer named
+// durable (LedgerConsumer for the ledger; each replica its own name), in
 // batches of up to maxBatch, acknowledging a batch only after app returned
 // nil for it. It returns when ctx ends.
-func Consume(ctx context.Context, js jetstream.JetStream, app Appender, maxBatch int, log *slog.Logger) error {
+func Consume(ctx context.Context, js jetstream.JetStream, durable string, app Appender, maxBatch int, log *slog.Logger) error {
+	if durable == "" {
+		durable = LedgerConsumer
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:     LedgerConsumer,
+		Durable:     durable,
 		Description: "the ledger: acks after its bbolt transaction commits",
 		// Explicit acks, one per message: with "ack all", acking a new
 		// message after a restart would also ack older ones still waiting

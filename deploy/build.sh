@@ -11,4 +11,7 @@ if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
 else
   : > deploy/bin/ca-certificates.crt
 fi
+# Mount points of the volumes, owned by the image's unprivileged user.
+rm -rf deploy/bin/rootfs
+mkdir -p deploy/bin/rootfs/data deploy/bin/rootfs/keys deploy/bin/rootfs/root-key deploy/bin/rootfs/tokens
 docker build -q -t sal:local deploy

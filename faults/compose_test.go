@@ -67,11 +67,12 @@ func dockerAvailable() string {
 var tokenLine = regexp.MustCompile(`(?m)^\S+\s+\|\s+(commercial|auditor|supplier:[a-z-]+)\s+(sal_[A-Za-z0-9_-]+)`)
 
 // TestComposeStack builds the images (FROM scratch, from the project's own
-// binaries), brings docker-compose.yml up — three NATS JetStream nodes and
-// the system with the stream replicated three times — records assessments
-// through the API, stops one NATS node, records again, restarts it, and
-// checks nothing was lost and every container is healthy; then tears the
-// stack down.
+// binaries), brings docker-compose.yml up — three NATS JetStream nodes with
+// the stream replicated three times, and each service in its own container
+// behind the gateway — records assessments through the gateway, stops one
+// NATS node, records again, restarts it, and checks nothing was lost, every
+// container is healthy, and every service's ledger replica has the same
+// Merkle root as the ledger of record; then tears the stack down.
 func TestComposeStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the compose test builds images and runs containers")
@@ -83,7 +84,7 @@ func TestComposeStack(t *testing.T) {
 	t.Cleanup(func() { c.run(3*time.Minute, "docker-compose", "down", "-v", "--remove-orphans") })
 	c.must(8*time.Minute, "deploy/up.sh")
 
-	logs := c.must(time.Minute, "docker-compose", "logs", "--no-color", "sal")
+	logs := c.must(time.Minute, "docker-compose", "logs", "--no-color", "gateway")
 	tok := map[string]string{}
 	for _, m := range tokenLine.FindAllStringSubmatch(logs, -1) {
 		tok[m[1]] = m[2]
@@ -160,9 +161,33 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("assessment %s is on the scorecard %d times, want once", e, seen[e])
 		}
 	}
-	for _, s := range []string{"n1", "n2", "n3", "sal"} {
+	services := []string{"ledger", "commitments", "assessments", "enforcement", "scorecards", "gateway"}
+	for _, s := range append([]string{"n1", "n2", "n3"}, services...) {
 		if !c.healthy(s) {
 			t.Errorf("%s is not healthy at the end", s)
+		}
+	}
+	// Every replica converges on the ledger of record's size and root
+	// (asked from inside each container: only the gateway is published).
+	ready := func(s string) map[string]any {
+		out, err := c.run(30*time.Second, "docker-compose", "exec", "-T", s, "/sal", "probe", "-print", "http://127.0.0.1:8080/readyz")
+		var r map[string]any
+		if err != nil || json.Unmarshal([]byte(out), &r) != nil {
+			return map[string]any{"error": fmt.Sprint(err, out)}
+		}
+		return r
+	}
+	deadline = time.Now().Add(time.Minute)
+	for _, s := range services {
+		for {
+			want, got := ready("ledger"), ready(s)
+			if got["size"] != nil && got["size"] == want["size"] && got["root"] == want["root"] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s replica %v, ledger of record %v", s, got, want)
+			}
+			time.Sleep(time.Second)
 		}
 	}
 }

@@ -76,3 +76,29 @@ func Load(path string) (ed25519.PrivateKey, error) {
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
 }
+
+// WritePublic writes a public key, hex-encoded with a newline, to path:
+// the registry root's public half, for the processes that verify events
+// but never authorize keys.
+func WritePublic(path string, pub ed25519.PublicKey) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("keys: create directory for %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(pub)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("keys: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadPublic reads a public key file written by WritePublic.
+func LoadPublic(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	pub, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("keys: %s does not hold a hex Ed25519 public key", path)
+	}
+	return ed25519.PublicKey(pub), nil
+}

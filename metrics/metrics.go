@@ -123,6 +123,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer (a
+// handler lifting its write deadline, see api.LiftWriteDeadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // HTTP counts every request by the route pattern that served it and its
 // status. Wrap the outermost handler with it, and the inner API mux with
 // Route, so API requests are labelled by their own pattern.

@@ -8,6 +8,7 @@ package system
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"github.com/supplier-accountability/sal/ledger"
 	"github.com/supplier-accountability/sal/metrics"
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
+	"github.com/supplier-accountability/sal/ratelimit"
 	"github.com/supplier-accountability/sal/rules"
 	"github.com/supplier-accountability/sal/services/api"
 	"github.com/supplier-accountability/sal/services/assessments"
@@ -81,6 +83,29 @@ type Config struct {
 	// itself (Evaluate still works on demand). Only the benchmark sets it,
 	// to time the ingest path alone.
 	NoBackgroundEnforcement bool
+	// Role is the part of the system this process runs: RoleAll (the
+	// default) runs every service in one process; any other of Roles runs
+	// that service alone against an external NATS, keeping its own replica
+	// of the ledger under DataDir (see roles.go).
+	Role string
+	// KeyDir holds the key files. Default DataDir/keys.
+	KeyDir string
+	// TokensFile is the hashed-token store. Default DataDir/tokens.json;
+	// split services share one file written by the gateway and `sal token`.
+	TokensFile string
+	// Consumer names the durable JetStream consumer this process's ledger
+	// reads with: one per ledger replica. Default "ledger" for RoleAll and
+	// RoleLedger, "replica-<role>" otherwise.
+	Consumer string
+	// Services maps each service name to its base URL, for RoleGateway.
+	Services map[string]string
+	// WriteRate is how many writes a second each principal may make
+	// through the API and the pages, WriteBurst how many at once; above
+	// them a write gets 429 with Retry-After (see package ratelimit).
+	// Zero takes the default (ratelimit.DefaultRate, DefaultBurst);
+	// negative turns the limit off.
+	WriteRate  float64
+	WriteBurst int
 }
 
 // System is a running instance.
@@ -101,12 +126,17 @@ type System struct {
 	// call its Evaluate to settle the rules at the clock's current moment.
 	Enforcer *enforcement.Service
 
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	pub    countingPublisher
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	log    *slog.Logger
+	// Role is the part of the system this process runs (RoleAll: all of it).
+	Role string
+
+	consumer  string
+	lastWrite *latestWrite // the gateway's
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	pub       countingPublisher
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	log       *slog.Logger
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,35 +177,78 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("system: data directory: %w", err)
 	}
-	s := &System{log: cfg.Logger}
+	role := cfg.Role
+	if role == "" {
+		role = RoleAll
+	}
+	if !slices.Contains(Roles, role) {
+		return nil, fmt.Errorf("system: no service %q (services: %s)", role, strings.Join(Roles[1:], ", "))
+	}
+	split := role != RoleAll
+	if split && cfg.NATSURL == "" {
+		return nil, fmt.Errorf("system: the %s service runs apart from the others, so it needs an external NATS (-nats-url)", role)
+	}
+	consumer := cfg.Consumer
+	if consumer == "" {
+		consumer = broker.LedgerConsumer
+		if role != RoleAll && role != RoleLedger {
+			consumer = "replica-" + role
+		}
+	}
+	s := &System{log: cfg.Logger, Role: role, consumer: consumer}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
 
-	keyDir := filepath.Join(cfg.DataDir, "keys")
-	rootKey, _, err := keys.LoadOrCreate(filepath.Join(keyDir, "registry-root.key"))
-	if err != nil {
-		return nil, err
+	keyDir := cfg.KeyDir
+	if keyDir == "" {
+		keyDir = filepath.Join(cfg.DataDir, "keys")
 	}
-	cpKey, _, err := keys.LoadOrCreate(filepath.Join(keyDir, "checkpoint.key"))
-	if err != nil {
-		return nil, err
+	var rootKey ed25519.PrivateKey
+	var rootPub ed25519.PublicKey
+	if split {
+		if rootPub, err = keys.LoadPublic(filepath.Join(keyDir, RootPublicFile)); err != nil {
+			return nil, fmt.Errorf("system: the registry root's public key: %w (create the keys with: sal keys init -dir %s)", err, keyDir)
+		}
+	} else {
+		if rootKey, _, err = keys.LoadOrCreate(filepath.Join(keyDir, "registry-root.key")); err != nil {
+			return nil, err
+		}
+		rootPub = rootKey.Public().(ed25519.PublicKey)
+		if err := keys.WritePublic(filepath.Join(keyDir, RootPublicFile), rootPub); err != nil {
+			return nil, err
+		}
 	}
 	origin := cfg.Origin
 	if origin == "" {
-		origin = DefaultOrigin(rootKey.Public().(ed25519.PublicKey))
+		origin = DefaultOrigin(rootPub)
 	}
-	cpSigner, vkey, err := keys.NoteSigner(origin, cpKey)
-	if err != nil {
-		return nil, err
+	var checkpoints *ledger.Checkpointer
+	if role == RoleAll || role == RoleLedger {
+		load := keys.Load
+		if !split {
+			load = func(path string) (ed25519.PrivateKey, error) {
+				k, _, err := keys.LoadOrCreate(path)
+				return k, err
+			}
+		}
+		cpKey, err := load(filepath.Join(keyDir, "checkpoint.key"))
+		if err != nil {
+			return nil, err
+		}
+		cpSigner, vkey, err := keys.NoteSigner(origin, cpKey)
+		if err != nil {
+			return nil, err
+		}
+		s.CheckpointKey = vkey
+		checkpoints = &ledger.Checkpointer{Origin: origin, Signer: cpSigner}
 	}
-	s.CheckpointKey = vkey
 	s.Metrics = metrics.New()
-	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootKey.Public().(ed25519.PublicKey), ledger.Options{
+	s.Ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger.db"), rootPub, ledger.Options{
 		Now:         cfg.Now,
-		Checkpoints: &ledger.Checkpointer{Origin: origin, Signer: cpSigner},
+		Checkpoints: checkpoints,
 		Observer:    s.Metrics,
 	})
 	if err != nil {
@@ -197,7 +270,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if cfg.NATSUser != "" {
 			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
 		}
-		s.nc, err = broker.Connect(cfg.NATSURL, "sal", opts...)
+		s.nc, err = broker.Connect(cfg.NATSURL, "sal-"+role, opts...)
 	}
 	if err != nil {
 		return nil, err
@@ -225,49 +298,25 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			}
 			return err
 		})
-		if err := broker.Consume(runCtx, s.js, app, 256, cfg.Logger); err != nil {
+		if err := broker.Consume(runCtx, s.js, consumer, app, 256, cfg.Logger); err != nil {
 			cfg.Logger.Error("ledger consumer stopped", "err", err)
 		}
 	}()
 
-	signers := map[string]*envelope.Signer{}
-	root := emit.New(envelope.NewSigner(rootKey), s.pub, s.Ledger)
-	for _, name := range cfg.RotateKeys {
-		if !slices.ContainsFunc(emitting, func(s service) bool { return s.name == name }) {
-			return nil, fmt.Errorf("system: no service %q to rotate the key of (services: commitments, assessments, enforcement)", name)
-		}
-	}
-	for _, svc := range emitting {
-		var old *envelope.Signer
-		if slices.Contains(cfg.RotateKeys, svc.name) {
-			if old, err = retireKeyFile(keyDir, svc.name); err != nil {
-				return nil, err
-			}
-		}
-		k, _, err := keys.LoadOrCreate(filepath.Join(keyDir, svc.name+".key"))
-		if err != nil {
-			return nil, err
-		}
-		signers[svc.name] = envelope.NewSigner(k)
-		if err := s.authorize(ctx, root, signers[svc.name], svc, cfg.Now()); err != nil {
-			return nil, err
-		}
-		if old != nil {
-			if _, ok := s.Ledger.Registry().Lookup(old.KeyID()); ok {
-				out, err := root.Emit(ctx, "", "", cfg.Now(), &pb.KeyRetired{KeyId: old.KeyID(), Reason: "rotated: replaced by " + signers[svc.name].KeyID()})
-				if err != nil {
-					return nil, fmt.Errorf("system: retire the old %s key: %w", svc.name, err)
-				}
-				s.log.Info("service key retired", "service", svc.name, "key_id", old.KeyID(), "event_id", out.EventID, "seq", out.Seq)
-			}
-		}
-	}
-
-	s.Tokens, err = auth.OpenStore(filepath.Join(cfg.DataDir, "tokens.json"))
+	signers, err := s.serviceKeys(ctx, cfg, role, keyDir, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	if s.Tokens.Len() == 0 {
+
+	tokensFile := cfg.TokensFile
+	if tokensFile == "" {
+		tokensFile = filepath.Join(cfg.DataDir, "tokens.json")
+	}
+	s.Tokens, err = auth.OpenStore(tokensFile)
+	if err != nil {
+		return nil, err
+	}
+	if s.Tokens.Len() == 0 && (role == RoleAll || role == RoleGateway) {
 		if err := s.issueDemoTokens(); err != nil {
 			return nil, err
 		}
@@ -278,21 +327,41 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	engine := rules.New(cal)
-	s.Enforcer = enforcement.New(engine, emit.New(signers["enforcement"], s.pub, s.Ledger), s.Ledger, cfg.Now, cfg.Logger)
-	if !cfg.NoBackgroundEnforcement {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.Enforcer.Run(runCtx, s.Ledger.Updated, cfg.EnforceEvery)
-		}()
+	if signers["enforcement"] != nil {
+		s.Enforcer = enforcement.New(engine, emit.New(signers["enforcement"], s.pub, s.Ledger), s.Ledger, cfg.Now, cfg.Logger)
+		if !cfg.NoBackgroundEnforcement {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.Enforcer.Run(runCtx, s.Ledger.Updated, cfg.EnforceEvery)
+			}()
+		}
 	}
 
 	mux := http.NewServeMux()
-	commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cal, cfg.Now).Register(mux)
-	assessments.New(emit.New(signers["assessments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
-	scorecards.New(s.Ledger, engine, cfg.Now).Register(mux)
-	s.Enforcer.Register(mux)
-	audit.New(s.Ledger, s.CheckpointKey).Register(mux)
+	for _, svc := range routed {
+		switch {
+		case role == RoleGateway:
+			if err := s.proxyTo(mux, svc, cfg.Services[svc.name]); err != nil {
+				return nil, err
+			}
+			continue
+		case role != RoleAll && role != svc.name:
+			continue
+		}
+		switch svc.name {
+		case "commitments":
+			commitments.New(emit.New(signers["commitments"], s.pub, s.Ledger), s.Ledger, cal, cfg.Now).Register(mux)
+		case "assessments":
+			assessments.New(emit.New(signers["assessments"], s.pub, s.Ledger), s.Ledger, cfg.Now).Register(mux)
+		case "scorecards":
+			scorecards.New(s.Ledger, engine, cfg.Now).Register(mux)
+		case "enforcement":
+			s.Enforcer.Register(mux)
+		case RoleLedger:
+			audit.New(s.Ledger, s.CheckpointKey).Register(mux)
+		}
+	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(http.StatusNotFound, "no such route: %s %s", r.Method, r.URL.Path))
 	})
@@ -304,19 +373,22 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}()
 
 	top := http.NewServeMux()
-	top.Handle("/v1/", s.Tokens.Require(metrics.Route(mux)))
+	writes := ratelimit.New(cfg.WriteRate, cfg.WriteBurst).Writes(mux)
+	top.Handle("/v1/", s.Tokens.Require(metrics.Route(writes)))
 	top.Handle("GET /metrics", s.Metrics.Handler())
 	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": role})
 	})
 	top.HandleFunc("GET /readyz", s.ready)
-	top.HandleFunc("GET /openapi.yaml", api.ServeOpenAPI)
-	pages, err := web.New(s.Ledger, s.Tokens, mux, engine, cfg.Now)
-	if err != nil {
-		return nil, err
+	if role == RoleAll || role == RoleGateway {
+		top.HandleFunc("GET /openapi.yaml", api.ServeOpenAPI)
+		pages, err := web.New(s.Ledger, s.Tokens, writes, engine, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		pages.Register(top)
 	}
-	pages.Register(top)
-	s.Handler = s.Metrics.HTTP(top)
+	s.Handler = s.Metrics.HTTP(s.readAfter(top))
 	return s, nil
 }
 
@@ -412,7 +484,7 @@ const ReadyLag = 10_000
 func (s *System) consumerLag(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	c, err := s.js.Consumer(ctx, broker.StreamName, broker.LedgerConsumer)
+	c, err := s.js.Consumer(ctx, broker.StreamName, s.consumer)
 	if err != nil {
 		return 0, err
 	}
@@ -434,11 +506,23 @@ func (s *System) ready(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "event stream unavailable: " + err.Error()})
 		return
 	}
-	if lag > ReadyLag {
-		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "ledger catching up", "lag": lag})
+	size, _, err := s.Ledger.Head()
+	if err != nil {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "ledger unreadable: " + err.Error()})
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "lag": lag})
+	root, err := s.Ledger.TreeHead(size)
+	if err != nil {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "ledger unreadable: " + err.Error()})
+		return
+	}
+	body := map[string]any{"status": "ready", "service": s.Role, "lag": lag, "size": size, "root": hex.EncodeToString(root[:])}
+	if lag > ReadyLag {
+		body["status"] = "ledger catching up"
+		api.WriteJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, body)
 }
 
 // countingPublisher counts what the services publish.

@@ -392,6 +392,8 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, se *session) {
 	b, _ := json.Marshal(body)
 	path := a.path(supplier, func(k string) string { return safeSegment(r.PostFormValue(k)) })
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b)).WithContext(r.Context())
+	req.RequestURI = ""
+	req.Header.Set("Authorization", "Bearer "+se.token)
 	if k := r.PostFormValue("idempotency_key"); k != "" {
 		req.Header.Set("Idempotency-Key", k)
 	}

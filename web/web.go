@@ -15,6 +15,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -76,7 +77,10 @@ type Server struct {
 }
 
 type session struct {
-	p       auth.Principal
+	p auth.Principal
+	// token is the credential the user signed in with: the pages' writes
+	// carry it, so a service in another process authenticates them itself.
+	token   string
 	csrf    string
 	expires time.Time
 	flash   string
@@ -122,9 +126,9 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) newSession(p auth.Principal) (string, *session) {
+func (s *Server) newSession(p auth.Principal, token string) (string, *session) {
 	id := randomToken()
-	se := &session{p: p, csrf: randomToken(), expires: s.now().Add(SessionLifetime)}
+	se := &session{p: p, token: token, csrf: randomToken(), expires: s.now().Add(SessionLifetime)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Sweep expired sessions now and then.
@@ -168,8 +172,10 @@ func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request, se *sessio
 			return
 		}
 		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 			if err := r.ParseForm(); err != nil {
-				s.errorPage(w, http.StatusBadRequest, "The form could not be read.")
+				code, msg := formError(err)
+				s.errorPage(w, code, msg)
 				return
 			}
 			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(se.csrf)) != 1 {
@@ -180,6 +186,20 @@ func (s *Server) page(fn func(w http.ResponseWriter, r *http.Request, se *sessio
 		ctx := context.WithValue(auth.WithPrincipal(r.Context(), se.p), ctxKey{}, se)
 		fn(w, r.WithContext(ctx), se)
 	}
+}
+
+// MaxForm is the largest form body a page accepts: the API's bound on a
+// JSON body (the forms' fields are shorter still). Without it, net/http
+// would read up to 10 MB of form.
+const MaxForm = 64 << 10
+
+// formError is the status and message for a form that could not be read.
+func formError(err error) (int, string) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge, "The form is too large to send."
+	}
+	return http.StatusBadRequest, "The form could not be read."
 }
 
 func setSecurityHeaders(w http.ResponseWriter) {
@@ -209,8 +229,10 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 	if err := r.ParseForm(); err != nil {
-		s.render(w, http.StatusBadRequest, "signin", map[string]any{"Error": "The form could not be read."})
+		code, msg := formError(err)
+		s.render(w, code, "signin", map[string]any{"Error": msg})
 		return
 	}
 	p, ok := s.tokens.Authenticate(r.PostFormValue("token"))
@@ -218,7 +240,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "signin", map[string]any{"Error": "That access token is not recognised. Check it and try again.", "Next": r.PostFormValue("next")})
 		return
 	}
-	id, _ := s.newSession(p)
+	id, _ := s.newSession(p, r.PostFormValue("token"))
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode, MaxAge: int(SessionLifetime.Seconds())})
 	next := r.PostFormValue("next")
 	if next == "" || next[0] != '/' || len(next) > 1 && (next[1] == '/' || next[1] == '\\') {

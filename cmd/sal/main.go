@@ -1,6 +1,8 @@
 // Command sal runs and inspects the supplier accountability ledger.
 //
 //	sal up       start everything in one process (embedded NATS, services, ledger, HTTP API)
+//	sal serve    run one service as its own process against an external NATS
+//	sal keys     make the keys of a split deployment
 //	sal token    issue a bearer token for a role
 //	sal verify   verify a ledger or an exported audit bundle offline
 //	sal replay   rebuild every scorecard as it stood at a past moment
@@ -40,6 +42,12 @@ const usage = `sal: the supplier accountability ledger
 
 Usage:
   sal up [flags]       start the whole system in one process
+  sal serve <service> [flags]
+                       run one service as its own process against an
+                       external NATS (ledger, commitments, assessments,
+                       enforcement, scorecards, gateway)
+  sal keys init [flags]
+                       make the keys of a split deployment
   sal token [flags]    issue a bearer token (commercial, auditor or supplier:<id>)
   sal verify [flags] [bundle | ledger.db]
                        verify offline: hash chain, signatures against the key
@@ -71,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "up":
 		return runUp(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(args[1:], stdout, stderr)
 	case "token":
 		return runToken(args[1:], stdout, stderr)
 	case "verify":

@@ -11,6 +11,7 @@ import (
 func runToken(args []string, stdout, stderr io.Writer) error {
 	fs := flagSet("token", stderr)
 	dataDir := stringFlag(fs, "data", "SAL_DATA", "./data", "data directory")
+	tokens := stringFlag(fs, "tokens", "SAL_TOKENS", "", "the token file (default: tokens.json in -data)")
 	role := fs.String("role", "", "commercial, auditor or supplier:<id>")
 	name := fs.String("name", "", "who the token is for, recorded on every event they cause")
 	if err := parse(fs, args); err != nil {
@@ -23,7 +24,10 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		*name = *role
 	}
-	store, err := auth.OpenStore(filepath.Join(*dataDir, "tokens.json"))
+	if *tokens == "" {
+		*tokens = filepath.Join(*dataDir, "tokens.json")
+	}
+	store, err := auth.OpenStore(*tokens)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/supplier-accountability/sal/auth"
 	"github.com/supplier-accountability/sal/demo"
+	"github.com/supplier-accountability/sal/services/api"
 	"github.com/supplier-accountability/sal/system"
 )
 
@@ -28,18 +28,18 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream on an external NATS cluster (3 for a three-node cluster) (env SAL_REPLICAS)")
 	demoSeed := fs.Int64("demo", 0, "seed a fictional demo data set (12 suppliers, two years of history) from this seed, through the signed-event path, into an empty ledger; 0: no demo data")
 	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
+	limits := writeLimitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
-	switch *logFormat {
-	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
-	case "text":
-	default:
-		return fmt.Errorf("-log must be text or json, got %q", *logFormat)
+	writeRate, writeBurst, err := limits()
+	if err != nil {
+		return err
 	}
-	logger := slog.New(handler)
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
@@ -64,6 +64,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:       logger,
 		RotateKeys:   splitList(*rotate),
 		Replicas:     *replicas,
+		WriteRate:    writeRate,
+		WriteBurst:   writeBurst,
 	})
 	if err != nil {
 		ln.Close()
@@ -100,7 +102,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	srv := &http.Server{Handler: sys.Handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewServer(sys.Handler, api.Timeouts{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 

@@ -202,3 +202,12 @@ func IDs(r *http.Request, p auth.Principal, prefix string) (eventID, recordID st
 	}
 	return eventID, prefix + "_" + eventID[3:15]
 }
+
+// Router is where a service adds its routes: an *http.ServeMux when the
+// service answers them, or a recorder when the gateway learns which
+// service answers which route.
+type Router interface {
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
+}
+
+var _ Router = (*http.ServeMux)(nil)

@@ -50,7 +50,7 @@ func New(e emitter, c cards, now func() time.Time) *Service {
 }
 
 // Register adds the service's routes to mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux api.Router) {
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/assessments", s.handle(s.assess, "assessment_id", "as"))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/disputes/{dispute}/resolution", s.handle(s.resolve))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/breaches/{breach}/plans", s.handle(s.plan, "plan_id", "pl"))

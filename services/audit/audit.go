@@ -49,12 +49,16 @@ type Service struct {
 // the ledger's checkpoints, published so auditors can check them.
 func New(l log, checkpointKey string) *Service { return &Service{log: l, checkpointKey: checkpointKey} }
 
+// VerifyRoute re-verifies the whole ledger: its answer takes as long as the
+// ledger is big, so a gateway in front must not time it out either.
+const VerifyRoute = "POST /v1/audit/verify"
+
 // Register adds the routes to mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux api.Router) {
 	mux.HandleFunc("GET /v1/audit/events", s.guard(s.events))
 	mux.HandleFunc("GET /v1/audit/quarantine", s.guard(s.quarantine))
 	mux.HandleFunc("GET /v1/audit/keys", s.guard(s.keys))
-	mux.HandleFunc("POST /v1/audit/verify", s.guard(s.verify))
+	mux.HandleFunc("POST /v1/audit/verify", s.guard(s.verify)) // VerifyRoute
 	mux.HandleFunc("GET /v1/audit/checkpoint", s.guard(s.checkpoint))
 	mux.HandleFunc("GET /v1/audit/proofs/inclusion", s.guard(s.inclusion))
 	mux.HandleFunc("GET /v1/audit/proofs/consistency", s.guard(s.consistency))
@@ -165,6 +169,10 @@ func (s *Service) keys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
+	// Verifying takes as long as the ledger is big: the server's write
+	// timeout must not lose its answer. It still stops when the caller
+	// goes away.
+	_ = api.LiftWriteDeadline(w)
 	n, err := s.log.Verify(r.Context())
 	var ce *ledger.ChainError
 	switch {

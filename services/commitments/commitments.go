@@ -55,7 +55,7 @@ func New(e emitter, c cards, cal *calendar.Calendar, now func() time.Time) *Serv
 
 // Register adds the service's routes to mux. Every route expects an
 // authenticated request.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux api.Router) {
 	mux.HandleFunc("POST /v1/suppliers", s.handle(s.register))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments", s.handle(s.commit, "commitment_id", "cm"))
 	mux.HandleFunc("POST /v1/suppliers/{supplier}/commitments/{commitment}/withdrawal", s.handle(s.withdraw))

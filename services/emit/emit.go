@@ -17,6 +17,7 @@ import (
 	"github.com/supplier-accountability/sal/broker"
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/ledger"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
 	"github.com/supplier-accountability/sal/services/api"
 )
 
@@ -97,7 +98,28 @@ func (e *Emitter) Emit(ctx context.Context, eventID, supplierID string, at time.
 	if err != nil {
 		return Outcome{}, fmt.Errorf("emit: %w", err)
 	}
-	if err := e.pub.Publish(ctx, broker.Subject(ev.Type, supplierID), ev.EventId, raw); err != nil {
+	return e.send(ctx, ev, raw)
+}
+
+// EmitSealed publishes an envelope signed elsewhere — a service's
+// root-signed key authorization, made once by `sal keys init` — and waits
+// for the ledger as Emit does. Publishing it again stores it once.
+func (e *Emitter) EmitSealed(ctx context.Context, raw []byte) (Outcome, error) {
+	o, err := envelope.Open(raw)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("emit: %w", err)
+	}
+	if r, ok, err := e.ledger.Lookup(o.Event.EventId); err != nil {
+		return Outcome{}, fmt.Errorf("emit: look up %s: %w", o.Event.EventId, err)
+	} else if ok && !r.Quarantined {
+		return Outcome{EventID: o.Event.EventId, Seq: r.Seq, Replayed: true}, nil
+	}
+	return e.send(ctx, o.Event, raw)
+}
+
+// send publishes a sealed event and waits for the ledger's verdict.
+func (e *Emitter) send(ctx context.Context, ev *pb.Event, raw []byte) (Outcome, error) {
+	if err := e.pub.Publish(ctx, broker.Subject(ev.Type, ev.SupplierId), ev.EventId, raw); err != nil {
 		// Not confirmed is not the same as not recorded: a clustered stream
 		// that lost its quorum can still commit the event when the quorum
 		// returns. Only a retry with the same Idempotency-Key is safe.

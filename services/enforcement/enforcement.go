@@ -145,7 +145,7 @@ func (s *Service) Run(ctx context.Context, updated func() <-chan struct{}, inter
 }
 
 // Register adds the service's routes to mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux api.Router) {
 	mux.HandleFunc("GET /v1/rules", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{"rules": rules.All()})
 	})

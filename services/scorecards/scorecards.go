@@ -77,7 +77,7 @@ func Explain(engine *rules.Engine, card *scorecard.Card, today string) (View, er
 }
 
 // Register adds the routes to mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux api.Router) {
 	mux.HandleFunc("GET /v1/suppliers/{supplier}/scorecard", s.scorecard)
 	mux.HandleFunc("GET /v1/suppliers", s.list)
 	mux.HandleFunc("GET /v1/standards", s.standards)

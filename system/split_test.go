@@ -1,0 +1,269 @@
+package system_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/supplier-accountability/sal/system"
+)
+
+// split is the system run as one process per service, each in its own
+// System with its own data directory, sharing one NATS server and a key
+// directory made by InitKeys: how `sal serve` runs them.
+type split struct {
+	clock  *testClock
+	urls   map[string]string
+	sys    map[string]*system.System
+	tokens map[string]string
+}
+
+func startSplit(t *testing.T) *split {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	base := t.TempDir()
+	keyDir := filepath.Join(base, "keys")
+	if _, err := system.InitKeys(keyDir, filepath.Join(base, "offline", "registry-root.key"), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sp := &split{clock: &testClock{at: time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)}, urls: map[string]string{}, sys: map[string]*system.System{}, tokens: map[string]string{}}
+	// Listeners first: the gateway needs every service's URL.
+	servers := map[string]*httptest.Server{}
+	for _, role := range system.Roles[1:] {
+		srv := httptest.NewUnstartedServer(nil)
+		servers[role] = srv
+		sp.urls[role] = "http://" + srv.Listener.Addr().String()
+	}
+	for _, role := range system.Roles[1:] {
+		if role == system.RoleGateway {
+			continue
+		}
+		sp.start(t, role, base, keyDir, ns.ClientURL(), servers[role])
+	}
+	sp.start(t, system.RoleGateway, base, keyDir, ns.ClientURL(), servers[system.RoleGateway])
+	for _, d := range sp.sys[system.RoleGateway].DemoTokens {
+		sp.tokens[d.Role] = d.Token
+	}
+	return sp
+}
+
+func (sp *split) start(t *testing.T, role, base, keyDir, natsURL string, srv *httptest.Server) {
+	t.Helper()
+	sys, err := system.Start(context.Background(), system.Config{
+		Role:       role,
+		DataDir:    filepath.Join(base, role),
+		KeyDir:     keyDir,
+		TokensFile: filepath.Join(base, "tokens.json"),
+		NATSURL:    natsURL,
+		Services:   sp.urls,
+		Now:        sp.clock.now,
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", role, err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	srv.Config.Handler = sys.Handler
+	srv.Start()
+	t.Cleanup(srv.Close)
+	sp.sys[role] = sys
+}
+
+func (sp *split) do(t *testing.T, role, method, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, sp.urls[role]+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestSplitServicesBehaveAsOneProcess runs the README's walk through the
+// gateway of a system split into one process per service: each write goes
+// to the service that owns it, each read shows the writes before it, the
+// pages' forms reach a service in another process, enforcement in its own
+// process raises a breach, and every replica of the ledger reaches the same
+// Merkle root as the ledger of record, whose audit verifies.
+func TestSplitServicesBehaveAsOneProcess(t *testing.T) {
+	sp := startSplit(t)
+	acme, commercial, auditor := sp.tokens["supplier:acme-health"], sp.tokens["commercial"], sp.tokens["auditor"]
+	gw := system.RoleGateway
+
+	if c, b := sp.do(t, gw, "POST", "/v1/suppliers", acme, `{"supplier_id":"acme-health","name":"Acme Health Systems Ltd"}`); c != 201 {
+		t.Fatalf("register through the gateway: %d %v", c, b)
+	}
+	c, b := sp.do(t, gw, "POST", "/v1/suppliers/acme-health/commitments", acme, `{"standard":"DICOM","version":"2024d","product":"PACS viewer","target_date":"2027-03-31"}`)
+	if c != 201 {
+		t.Fatalf("commit: %d %v", c, b)
+	}
+	cm := b["commitment_id"].(string)
+	sp.clock.set(time.Date(2027, 5, 10, 9, 0, 0, 0, time.UTC))
+	c, b = sp.do(t, gw, "POST", "/v1/suppliers/acme-health/commitments/"+cm+"/assessments", commercial, `{"outcome":"non_conformant","evidence_ref":"ASSURE-1","assessor":"R. Okafor"}`)
+	if c != 201 {
+		t.Fatalf("assess: %d %v", c, b)
+	}
+	// Read straight after the write, through the scorecards service.
+	c, b = sp.do(t, gw, "GET", "/v1/suppliers/acme-health/scorecard", acme, "")
+	if c != 200 {
+		t.Fatalf("scorecard: %d %v", c, b)
+	}
+	if got := fmt.Sprint(b["commitments"]); !strings.Contains(got, "non_conformant") {
+		t.Fatalf("the scorecard read after the assessment does not show it: %v", got)
+	}
+	// A supplier still cannot read another's scorecard, answered by the
+	// scorecards service behind the gateway.
+	if c, _ := sp.do(t, gw, "GET", "/v1/suppliers/bright-records/scorecard", acme, ""); c != 403 {
+		t.Fatalf("another supplier's scorecard: %d, want 403", c)
+	}
+	// Each service answers only its own routes.
+	if c, _ := sp.do(t, system.RoleScorecards, "POST", "/v1/suppliers", acme, `{"supplier_id":"acme-health","name":"x"}`); c != 404 && c != 405 {
+		t.Fatalf("the scorecards service took a write: %d", c)
+	}
+
+	// Enforcement, in its own process, raises the breach the rules require.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, b = sp.do(t, gw, "POST", "/v1/enforcement/evaluate", commercial, "")
+		if c != 200 {
+			t.Fatalf("evaluate: %d %v", c, b)
+		}
+		_, b = sp.do(t, gw, "GET", "/v1/suppliers/acme-health/scorecard", commercial, "")
+		if strings.Contains(fmt.Sprint(b["breaches"]), "br") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no breach raised for a non-conformant assessment: %v", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The pages: sign in at the gateway and record an assessment through
+	// the form; the assessments service authenticates the user itself.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(sp.urls[gw]+"/signin", url.Values{"token": {commercial}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "sal_session" {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie after sign-in")
+	}
+	form := getPage(t, sp.urls[gw]+"/suppliers/acme-health/actions/assess?commitment="+cm, session)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(form)
+	if csrf == nil {
+		t.Fatalf("no CSRF token on the assessment form: %s", form)
+	}
+	vals := url.Values{"csrf": {csrf[1]}, "commitment": {cm}, "outcome": {"conformant"}, "evidence_ref": {"ASSURE-2"}, "assessor": {"R. Okafor"}}
+	req, _ := http.NewRequest("POST", sp.urls[gw]+"/suppliers/acme-health/actions/assess", strings.NewReader(vals.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(session)
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("assessment form: %d", resp.StatusCode)
+	}
+	if page := getPage(t, sp.urls[gw]+"/suppliers/acme-health", session); !strings.Contains(page, "ASSURE-2") || !strings.Contains(page, "Signed and stored in the ledger") {
+		t.Fatalf("the scorecard page after the form does not show the assessment it recorded")
+	}
+
+	// Every replica reaches the ledger of record's size and Merkle root
+	// (enforcement may still be adding consequences: compare each replica
+	// with the ledger of record as it stands at the same moment).
+	for role := range sp.sys {
+		for {
+			_, lb := sp.do(t, system.RoleLedger, "GET", "/readyz", "", "")
+			_, b := sp.do(t, role, "GET", "/readyz", "", "")
+			if b["size"] == lb["size"] && b["root"] == lb["root"] && b["root"] != nil {
+				break
+			}
+			if time.Now().After(deadline.Add(10 * time.Second)) {
+				t.Fatalf("%s replica at %v (root %v), the ledger of record at %v (root %v)", role, b["size"], b["root"], lb["size"], lb["root"])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c, b = sp.do(t, gw, "POST", "/v1/audit/verify", auditor, "")
+	if c != 200 || b["ok"] != true {
+		t.Fatalf("audit verify through the gateway: %d %v", c, b)
+	}
+}
+
+// testClock is the one clock every process of the split system reads.
+type testClock struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+func (c *testClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = t
+}
+
+func getPage(t *testing.T, u string, session *http.Cookie) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.AddCookie(session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	return sb.String()
+}
