@@ -109,12 +109,13 @@ func OpenStore(path string) (*Store, error) {
 	return s, nil
 }
 
-// refresh re-reads the token file if it changed since it was last read. A
-// file that cannot be read or parsed leaves the tokens as they were.
-func (s *Store) refresh() {
+// refresh re-reads the token file if it changed since it was last read,
+// looking at most once a second unless now is set. A file that cannot be
+// read or parsed leaves the tokens as they were.
+func (s *Store) refresh(now bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if time.Since(s.checkedAt) < time.Second {
+	if !now && time.Since(s.checkedAt) < time.Second {
 		return
 	}
 	s.checkedAt = time.Now()
@@ -207,8 +208,18 @@ func (s *Store) Authenticate(tok string) (Principal, bool) {
 	if tok == "" {
 		return Principal{}, false
 	}
-	s.refresh()
+	s.refresh(false)
 	h := []byte(hashToken(tok))
+	if p, ok := s.lookup(h); ok {
+		return p, true
+	}
+	// A token issued a moment ago, by `sal token` or by another process
+	// sharing the file, works at once: on a miss, look at the file again.
+	s.refresh(true)
+	return s.lookup(h)
+}
+
+func (s *Store) lookup(h []byte) (Principal, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, t := range s.toks {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/scorecard"
 	"github.com/supplier-accountability/sal/services/scorecards"
-	"github.com/supplier-accountability/sal/system"
 )
 
 func registerRuleSteps(sc *godog.ScenarioContext, w *world) {
@@ -60,7 +58,7 @@ func registerRuleSteps(sc *godog.ScenarioContext, w *world) {
 // settle lets the enforcement service apply the rules at the scenario's
 // current moment, as its background loop would, and waits for it.
 func (w *world) settle() error {
-	n, err := w.sys.Enforcer.Evaluate(context.Background())
+	n, err := w.evaluate(context.Background())
 	w.lastEmitted = n
 	return err
 }
@@ -227,7 +225,7 @@ func (w *world) nothingEmitted() error {
 }
 
 func (w *world) ledgerHolds(n int, typ string) error {
-	entries, err := w.sys.Ledger.Entries(1, 1<<20)
+	entries, err := w.ledger().Entries(1, 1<<20)
 	if err != nil {
 		return err
 	}
@@ -244,19 +242,6 @@ func (w *world) ledgerHolds(n int, typ string) error {
 	if got != n {
 		return fmt.Errorf("ledger holds %d %s events, want %d", got, typ, n)
 	}
-	return nil
-}
-
-func (w *world) restart() error {
-	w.srv.Close()
-	if err := w.sys.Close(); err != nil {
-		return err
-	}
-	sys, err := system.Start(context.Background(), system.Config{DataDir: w.dir, Now: w.clock.Now})
-	if err != nil {
-		return err
-	}
-	w.sys, w.srv = sys, httptest.NewServer(sys.Handler)
 	return nil
 }
 

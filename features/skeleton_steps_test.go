@@ -165,14 +165,13 @@ func (w *world) forgedCommitment(supplier, standard string) error {
 	if err != nil {
 		return err
 	}
-	if err := broker.NewPublisher(w.sys.JetStream()).Publish(context.Background(), broker.Subject(ev.Type, supplier), ev.EventId, raw); err != nil {
+	if err := broker.NewPublisher(w.jetStream()).Publish(context.Background(), broker.Subject(ev.Type, supplier), ev.EventId, raw); err != nil {
 		return err
 	}
 	w.lastEvent = ev.EventId
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = w.sys.Ledger.Wait(ctx, ev.EventId)
-	return err
+	return w.waitFor(ctx, ev.EventId)
 }
 
 func (w *world) inQuarantine(code string) error {

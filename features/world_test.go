@@ -18,25 +18,38 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supplier-accountability/sal/auth"
+	"github.com/supplier-accountability/sal/ledger"
 	"github.com/supplier-accountability/sal/system"
+	"github.com/supplier-accountability/sal/system/systemtest"
 )
 
+// TestFeatures runs every scenario twice: against the whole system in one
+// process, as `sal up` runs it, and against the system split into one
+// process per service behind the gateway, as `sal serve` runs it.
 func TestFeatures(t *testing.T) {
-	suite := godog.TestSuite{
-		Name:                "sal",
-		ScenarioInitializer: initScenario,
-		Options: &godog.Options{
-			Format:   "progress",
-			NoColors: true,
-			Paths:    []string{"."},
-			TestingT: t,
-			Strict:   true,
-		},
-	}
-	if suite.Run() != 0 {
-		t.Fatal("feature scenarios failed")
+	for _, mode := range []struct {
+		name  string
+		split bool
+	}{{"one process", false}, {"split services", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			suite := godog.TestSuite{
+				Name:                "sal",
+				ScenarioInitializer: func(sc *godog.ScenarioContext) { initScenario(t, sc, mode.split) },
+				Options: &godog.Options{
+					Format:   "progress",
+					NoColors: true,
+					Paths:    []string{"."},
+					TestingT: t,
+					Strict:   true,
+				},
+			}
+			if suite.Run() != 0 {
+				t.Fatal("feature scenarios failed")
+			}
+		})
 	}
 }
 
@@ -60,10 +73,14 @@ func (c *clock) set(t time.Time) {
 
 // world is one scenario's state: its own system, clock and credentials.
 type world struct {
+	t      *testing.T
 	dir    string
 	clock  *clock
-	sys    *system.System
-	srv    *httptest.Server
+	split  bool
+	sys    *system.System    // the one-process system, or
+	parts  *systemtest.Split // the split services
+	srv    *httptest.Server  // one process: its HTTP server
+	url    string            // where the steps send requests
 	tokens map[string]string // "commercial", "auditor", "supplier:<id>"
 
 	lastCode int
@@ -75,8 +92,10 @@ type world struct {
 	lastEmitted int               // consequences the last rule evaluation emitted
 }
 
-func initScenario(sc *godog.ScenarioContext) {
+func initScenario(t *testing.T, sc *godog.ScenarioContext, split bool) {
 	w := &world{
+		t:           t,
+		split:       split,
 		clock:       &clock{now: time.Date(2027, 1, 4, 9, 0, 0, 0, time.UTC)},
 		tokens:      map[string]string{},
 		commitments: map[string]string{},
@@ -88,14 +107,19 @@ func initScenario(sc *godog.ScenarioContext) {
 			return ctx, err
 		}
 		w.dir = dir
-		w.sys, err = system.Start(ctx, system.Config{DataDir: dir, Now: w.clock.Now})
-		if err != nil {
-			return ctx, err
-		}
-		w.srv = httptest.NewServer(w.sys.Handler)
 		// A scenario's "today" is what the enforcement service sees; it
 		// evaluates on every commit and as the scenario moves the clock.
-		for _, t := range w.sys.DemoTokens {
+		var demo []system.DemoToken
+		if w.split {
+			w.parts = systemtest.Start(w.t, system.Config{DataDir: dir, Now: w.clock.Now})
+			w.url, demo = w.parts.Gateway(), w.parts.DemoTokens
+		} else {
+			if err := w.startOne(); err != nil {
+				return ctx, err
+			}
+			demo = w.sys.DemoTokens
+		}
+		for _, t := range demo {
 			w.tokens[t.Role] = t.Token
 		}
 		return ctx, nil
@@ -107,11 +131,92 @@ func initScenario(sc *godog.ScenarioContext) {
 		if w.sys != nil {
 			w.sys.Close()
 		}
+		if w.parts != nil {
+			w.parts.Stop()
+		}
 		os.RemoveAll(w.dir)
 		return ctx, err
 	})
 	registerSkeletonSteps(sc, w)
 	registerRuleSteps(sc, w)
+}
+
+// startOne starts the one-process system on the scenario's directory.
+func (w *world) startOne() error {
+	sys, err := system.Start(context.Background(), system.Config{DataDir: w.dir, Now: w.clock.Now})
+	if err != nil {
+		return err
+	}
+	w.sys, w.srv = sys, httptest.NewServer(sys.Handler)
+	w.url = w.srv.URL
+	return nil
+}
+
+// restart stops the system and starts it again on the same data.
+func (w *world) restart() error {
+	if w.split {
+		return w.parts.Restart()
+	}
+	w.srv.Close()
+	if err := w.sys.Close(); err != nil {
+		return err
+	}
+	return w.startOne()
+}
+
+// tokenStore issues tokens: the one process's, or the split gateway's
+// (shared with every service).
+func (w *world) tokenStore() *auth.Store {
+	if w.split {
+		return w.parts.Systems[system.RoleGateway].Tokens
+	}
+	return w.sys.Tokens
+}
+
+// ledger is the ledger of record.
+func (w *world) ledger() *ledger.Ledger {
+	if w.split {
+		return w.parts.Ledger().Ledger
+	}
+	return w.sys.Ledger
+}
+
+func (w *world) jetStream() jetstream.JetStream {
+	if w.split {
+		return w.parts.Ledger().JetStream()
+	}
+	return w.sys.JetStream()
+}
+
+// evaluate has the enforcement service apply the rules now; with split
+// services, once it has taken in every earlier write, and then until every
+// service has taken in what it emitted.
+func (w *world) evaluate(ctx context.Context) (int, error) {
+	if !w.split {
+		return w.sys.Enforcer.Evaluate(ctx)
+	}
+	// The enforcement service reads its own replica: let it take in the
+	// write that came before, as its own loop would a moment later.
+	if err := w.parts.Settle(ctx); err != nil {
+		return 0, err
+	}
+	n, err := w.parts.Systems[system.RoleEnforcement].Enforcer.Evaluate(ctx)
+	if err != nil {
+		return n, err
+	}
+	return n, w.parts.Settle(ctx)
+}
+
+// waitFor waits until the ledger has decided on an event sent around the
+// services (a raw publish), and every service has taken it in.
+func (w *world) waitFor(ctx context.Context, eventID string) error {
+	if _, err := w.ledger().Wait(ctx, eventID); err != nil {
+		return err
+	}
+	if w.split {
+		return w.parts.Settle(ctx)
+	}
+	return nil
 }
 
 // token returns the bearer token of a principal ("commercial", "auditor",
@@ -124,7 +229,7 @@ func (w *world) token(who string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := w.sys.Tokens.Issue(auth.Principal{Role: role, SupplierID: supplierID, Name: "feature-" + strings.ReplaceAll(who, ":", "-")})
+	t, err := w.tokenStore().Issue(auth.Principal{Role: role, SupplierID: supplierID, Name: "feature-" + strings.ReplaceAll(who, ":", "-")})
 	if err != nil {
 		return "", err
 	}
@@ -146,7 +251,7 @@ func (w *world) call(who, method, path string, body any) error {
 		}
 		rd = strings.NewReader(string(b))
 	}
-	req, err := http.NewRequest(method, w.srv.URL+path, rd)
+	req, err := http.NewRequest(method, w.url+path, rd)
 	if err != nil {
 		return err
 	}

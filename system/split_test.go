@@ -1,28 +1,22 @@
 package system_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/supplier-accountability/sal/system"
+	"github.com/supplier-accountability/sal/system/systemtest"
 )
 
-// split is the system run as one process per service, each in its own
-// System with its own data directory, sharing one NATS server and a key
-// directory made by InitKeys: how `sal serve` runs them.
 type split struct {
+	*systemtest.Split
 	clock  *testClock
 	urls   map[string]string
 	sys    map[string]*system.System
@@ -31,61 +25,13 @@ type split struct {
 
 func startSplit(t *testing.T) *split {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
-	base := t.TempDir()
-	keyDir := filepath.Join(base, "keys")
-	if _, err := system.InitKeys(keyDir, filepath.Join(base, "offline", "registry-root.key"), nil, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	sp := &split{clock: &testClock{at: time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)}, urls: map[string]string{}, sys: map[string]*system.System{}, tokens: map[string]string{}}
-	// Listeners first: the gateway needs every service's URL.
-	servers := map[string]*httptest.Server{}
-	for _, role := range system.Roles[1:] {
-		srv := httptest.NewUnstartedServer(nil)
-		servers[role] = srv
-		sp.urls[role] = "http://" + srv.Listener.Addr().String()
-	}
-	for _, role := range system.Roles[1:] {
-		if role == system.RoleGateway {
-			continue
-		}
-		sp.start(t, role, base, keyDir, ns.ClientURL(), servers[role])
-	}
-	sp.start(t, system.RoleGateway, base, keyDir, ns.ClientURL(), servers[system.RoleGateway])
-	for _, d := range sp.sys[system.RoleGateway].DemoTokens {
+	clock := &testClock{at: time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)}
+	st := systemtest.Start(t, system.Config{DataDir: t.TempDir(), Now: clock.now})
+	sp := &split{Split: st, clock: clock, urls: st.URLs, sys: st.Systems, tokens: map[string]string{}}
+	for _, d := range st.DemoTokens {
 		sp.tokens[d.Role] = d.Token
 	}
 	return sp
-}
-
-func (sp *split) start(t *testing.T, role, base, keyDir, natsURL string, srv *httptest.Server) {
-	t.Helper()
-	sys, err := system.Start(context.Background(), system.Config{
-		Role:       role,
-		DataDir:    filepath.Join(base, role),
-		KeyDir:     keyDir,
-		TokensFile: filepath.Join(base, "tokens.json"),
-		NATSURL:    natsURL,
-		Services:   sp.urls,
-		Now:        sp.clock.now,
-	})
-	if err != nil {
-		t.Fatalf("start %s: %v", role, err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	srv.Config.Handler = sys.Handler
-	srv.Start()
-	t.Cleanup(srv.Close)
-	sp.sys[role] = sys
 }
 
 func (sp *split) do(t *testing.T, role, method, path, token, body string) (int, map[string]any) {

@@ -1,0 +1,171 @@
+// Package systemtest starts the system split into one System per service,
+// as `sal serve` runs them, for tests: a NATS JetStream server of its own,
+// keys made by system.InitKeys, one data directory and one HTTP server per
+// service, and the gateway in front. Tests that pass against one process
+// (system.Start) are run against this too, to show the split system
+// behaves the same.
+package systemtest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/system"
+)
+
+// Services are the split services, the gateway last (it needs the others'
+// addresses, which are known before any starts).
+var Services = []string{system.RoleLedger, system.RoleCommitments, system.RoleAssessments, system.RoleEnforcement, system.RoleScorecards, system.RoleGateway}
+
+// Split is a running split system.
+type Split struct {
+	// Systems holds each service's System, by role.
+	Systems map[string]*system.System
+	// URLs holds each service's base URL, by role; users call the gateway.
+	URLs map[string]string
+	// DemoTokens are the credentials the gateway issued at first start.
+	DemoTokens []system.DemoToken
+
+	tb      testing.TB
+	base    system.Config
+	nats    *server.Server
+	servers map[string]*httptest.Server
+	routes  map[string]*handler
+}
+
+// handler lets a restarted service take over its address.
+type handler struct{ h atomic.Pointer[http.Handler] }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*h.h.Load()).ServeHTTP(w, r) }
+
+// Start starts the split system under cfg.DataDir (Role, KeyDir,
+// TokensFile, NATSURL and Services are set here; Now, Logger and the rest
+// are passed to every service). It is stopped when the test ends.
+func Start(tb testing.TB, cfg system.Config) *Split {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(cfg.DataDir, "nats"), SyncAlways: true, NoSigs: true, NoLog: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("systemtest: nats server not ready")
+	}
+	keyDir := filepath.Join(cfg.DataDir, "keys")
+	if _, err := system.InitKeys(keyDir, filepath.Join(cfg.DataDir, "offline", "registry-root.key"), nil, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	cfg.KeyDir, cfg.TokensFile, cfg.NATSURL = keyDir, filepath.Join(cfg.DataDir, "tokens.json"), ns.ClientURL()
+	s := &Split{Systems: map[string]*system.System{}, URLs: map[string]string{}, tb: tb, base: cfg, nats: ns, servers: map[string]*httptest.Server{}, routes: map[string]*handler{}}
+	for _, role := range Services {
+		s.routes[role] = &handler{}
+		s.servers[role] = httptest.NewUnstartedServer(s.routes[role])
+		s.URLs[role] = "http://" + s.servers[role].Listener.Addr().String()
+	}
+	tb.Cleanup(s.Stop)
+	s.start()
+	s.DemoTokens = s.Systems[system.RoleGateway].DemoTokens
+	for _, srv := range s.servers {
+		srv.Start()
+	}
+	return s
+}
+
+func (s *Split) start() {
+	s.tb.Helper()
+	for _, role := range Services {
+		cfg := s.base
+		cfg.Role, cfg.DataDir, cfg.Services = role, filepath.Join(s.base.DataDir, role), s.URLs
+		sys, err := system.Start(context.Background(), cfg)
+		if err != nil {
+			s.tb.Fatalf("systemtest: start %s: %v", role, err)
+		}
+		s.Systems[role] = sys
+		s.routes[role].h.Store(&sys.Handler)
+	}
+}
+
+// Gateway is the URL users call.
+func (s *Split) Gateway() string { return s.URLs[system.RoleGateway] }
+
+// Ledger is the ledger of record's System.
+func (s *Split) Ledger() *system.System { return s.Systems[system.RoleLedger] }
+
+// Restart stops every service and starts them again on the same data, as
+// after a restart of the machine's processes (NATS stays up).
+func (s *Split) Restart() error {
+	if err := s.Close(); err != nil {
+		return err
+	}
+	s.start()
+	return nil
+}
+
+// Settle waits until every service's ledger replica has taken in every
+// event on the stream: after an event sent around the gateway (a rule
+// evaluation, a raw publish), every service then reads it.
+func (s *Split) Settle(ctx context.Context) error {
+	js := s.Systems[system.RoleGateway].JetStream()
+	for role := range s.Systems {
+		consumer := broker.LedgerConsumer
+		if role != system.RoleLedger {
+			consumer = "replica-" + role
+		}
+		if err := settled(ctx, js, consumer); err != nil {
+			return fmt.Errorf("systemtest: %s replica: %w", role, err)
+		}
+	}
+	return nil
+}
+
+func settled(ctx context.Context, js jetstream.JetStream, consumer string) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		c, err := js.Consumer(ctx, broker.StreamName, consumer)
+		if err == nil {
+			info, err := c.Info(ctx)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not caught up: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops every service, its HTTP server and NATS. The test's end
+// stops them too; a suite starting many calls it when done with one.
+func (s *Split) Stop() {
+	s.Close()
+	for _, srv := range s.servers {
+		srv.Close()
+	}
+	s.nats.Shutdown()
+	s.nats.WaitForShutdown()
+}
+
+// Close stops every service but not NATS nor the HTTP servers (Restart).
+func (s *Split) Close() error {
+	var first error
+	for role, sys := range s.Systems {
+		if err := sys.Close(); err != nil && first == nil {
+			first = fmt.Errorf("systemtest: close %s: %w", role, err)
+		}
+		delete(s.Systems, role)
+	}
+	return first
+}
