@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/supplier-accountability/sal/system"
 )
@@ -138,6 +141,47 @@ func TestNATSCredentials(t *testing.T) {
 		t.Fatalf("start with a wrong password: %v", err)
 	}
 	sys, err := system.Start(context.Background(), system.Config{DataDir: t.TempDir(), NATSURL: url, NATSUser: "sal", NATSPassword: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Close()
+}
+
+// TestNATSNKey: with a user NKey seed the system connects to a NATS server
+// that knows only the NKey's public half; with another seed it refuses to
+// start, saying why.
+func TestNATSNKey(t *testing.T) {
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "sal.nk"), filepath.Join(dir, "other.nk")
+	if err := os.WriteFile(good, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, otherSeed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), Nkeys: []*server.NkeyUser{{Nkey: pub}}, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	defer s.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	if _, err := system.Start(context.Background(), system.Config{DataDir: t.TempDir(), NATSURL: url, NATSNKeyFile: bad}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("start with an unknown NKey: %v", err)
+	}
+	sys, err := system.Start(context.Background(), system.Config{DataDir: t.TempDir(), NATSURL: url, NATSNKeyFile: good})
 	if err != nil {
 		t.Fatal(err)
 	}

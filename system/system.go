@@ -53,6 +53,10 @@ type Config struct {
 	// NATSUser and NATSPassword authenticate to the external NATS; empty
 	// connects without credentials.
 	NATSUser, NATSPassword string
+	// NATSNKeyFile is a file holding a NATS user NKey seed ("SU..."):
+	// the client proves it holds the key by signing the server's nonce,
+	// and no secret crosses the network. Used instead of user/password.
+	NATSNKeyFile string
 	// NATSListen, with the embedded server, also accepts outside NATS
 	// clients on host:port. Empty: in-process only.
 	NATSListen string
@@ -269,6 +273,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		var opts []nats.Option
 		if cfg.NATSUser != "" {
 			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		}
+		if cfg.NATSNKeyFile != "" {
+			opt, err := nats.NkeyOptionFromSeed(cfg.NATSNKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("system: NATS NKey seed: %w", err)
+			}
+			opts = append(opts, opt)
 		}
 		s.nc, err = broker.Connect(cfg.NATSURL, "sal-"+role, opts...)
 	}

@@ -23,6 +23,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := stringFlag(fs, "nats-url", "SAL_NATS_URL", "", "external NATS server URL; empty starts an embedded server")
 	natsUser := stringFlag(fs, "nats-user", "SAL_NATS_USER", "", "user name for the external NATS")
 	natsPassword := stringFlag(fs, "nats-password", "SAL_NATS_PASSWORD", "", "password for the external NATS (prefer the environment variable)")
+	natsNKey := stringFlag(fs, "nats-nkey", "SAL_NATS_NKEY", "", "file holding a NATS user NKey seed, to authenticate to the external NATS without a password")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
 	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream on an external NATS cluster (3 for a three-node cluster) (env SAL_REPLICAS)")
@@ -61,6 +62,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NATSListen:   *natsListen,
 		NATSUser:     *natsUser,
 		NATSPassword: *natsPassword,
+		NATSNKeyFile: *natsNKey,
 		Logger:       logger,
 		RotateKeys:   splitList(*rotate),
 		Replicas:     *replicas,
