@@ -316,8 +316,13 @@ func (v *verifier) startSignatures(ps []pending) *sigJob {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
+			os := make([]*envelope.Opened, 0, hi-lo)
+			pubs := make([]ed25519.PublicKey, 0, hi-lo)
 			for i := lo; i < hi; i++ {
-				j.bad[i] = ps[i].o.Verify(ps[i].pub) != nil
+				os, pubs = append(os, ps[i].o), append(pubs, ps[i].pub)
+			}
+			for k, ok := range envelope.VerifyAll(os, pubs) {
+				j.bad[lo+k] = !ok
 			}
 		}(w, min(w+chunk, len(ps)))
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
@@ -157,12 +158,46 @@ func Open(raw []byte) (*Opened, error) {
 	return &Opened{Raw: raw, Body: env.Event, Signature: env.Signature, Event: &ev, Payload: payload}, nil
 }
 
+// verifyOptions is the one rule every signature is judged by, alone or in
+// a batch: ZIP-215 (RFC 8032's cofactored equation, with its encoding
+// rules relaxed as ZIP 215 fixes them). It accepts every signature Go's
+// crypto/ed25519 makes or accepts; unlike the standard library's
+// cofactorless check, it gives the same answer for a signature whether it
+// is checked alone or in a batch, so ingest, replay and audit can never
+// disagree about one.
+var verifyOptions = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
+
 // Verify checks the signature against pub.
 func (o *Opened) Verify(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, signedMessage(o.Body), o.Signature) {
+	if len(pub) != ed25519.PublicKeySize || !voi.VerifyWithOptions(voi.PublicKey(pub), signedMessage(o.Body), o.Signature, verifyOptions) {
 		return fmt.Errorf("%w: event %s, key %s", ErrBadSignature, o.Event.EventId, o.Event.KeyId)
 	}
 	return nil
+}
+
+// VerifyAll checks the signatures of os, each against the key at the same
+// index of pubs (a nil key fails), by batch verification: for a batch of
+// valid signatures about two and a half times as fast as one by one. It
+// returns which verify, by the same rule as Verify.
+func VerifyAll(os []*Opened, pubs []ed25519.PublicKey) []bool {
+	ok := make([]bool, len(os))
+	bv := voi.NewBatchVerifierWithCapacity(len(os))
+	idx := make([]int, 0, len(os))
+	for i, o := range os {
+		if o == nil || len(pubs[i]) != ed25519.PublicKeySize {
+			continue
+		}
+		bv.AddWithOptions(voi.PublicKey(pubs[i]), signedMessage(o.Body), o.Signature, verifyOptions)
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return ok
+	}
+	_, valid := bv.Verify(nil)
+	for j, i := range idx {
+		ok[i] = valid[j]
+	}
+	return ok
 }
 
 // OccurredAt is the event's own claim of when it happened.

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -114,4 +115,102 @@ func FuzzOpen(f *testing.F) {
 		}
 		_ = o.Verify(s.PublicKey())
 	})
+}
+
+// TestVerifyAllAgreesWithVerify: in a batch mixing good signatures, a
+// flipped signature bit, a flipped body bit, the wrong key and no key,
+// VerifyAll marks exactly those Verify accepts, whatever their position.
+func TestVerifyAllAgreesWithVerify(t *testing.T) {
+	s, other := signer(t), signer(t)
+	var os []*envelope.Opened
+	var pubs []ed25519.PublicKey
+	for i := range 40 {
+		raw, _, err := s.Seal(envelope.Draft{SupplierID: "acme-health", OccurredAt: time.Unix(int64(i), 0), Payload: &pb.SupplierRegistered{Name: fmt.Sprint("Acme ", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := envelope.Open(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := s.PublicKey()
+		switch i % 8 {
+		case 3:
+			o.Signature = append([]byte{}, o.Signature...)
+			o.Signature[5] ^= 1
+		case 5:
+			o.Body = append([]byte{}, o.Body...)
+			o.Body[len(o.Body)-1] ^= 1
+		case 6:
+			pub = other.PublicKey()
+		case 7:
+			pub = nil
+		}
+		os, pubs = append(os, o), append(pubs, pub)
+	}
+	os = append(os, nil)
+	pubs = append(pubs, s.PublicKey())
+	got := envelope.VerifyAll(os, pubs)
+	good := 0
+	for i := range os {
+		want := os[i] != nil && os[i].Verify(pubs[i]) == nil
+		if got[i] != want {
+			t.Fatalf("entry %d: VerifyAll %v, Verify %v", i, got[i], want)
+		}
+		if want {
+			good++
+		}
+	}
+	if good != 20 {
+		t.Fatalf("%d good signatures, want 20", good)
+	}
+	if all := envelope.VerifyAll(os[:1], pubs[:1]); !all[0] {
+		t.Fatal("a batch of one good signature does not verify")
+	}
+}
+
+// BenchmarkVerifyAll checks 256 signatures (the consumer's batch) at once;
+// compare with BenchmarkVerifyOneByOne.
+func BenchmarkVerifyAll(b *testing.B) {
+	os, pubs := sealedBatch(b, 256)
+	b.ResetTimer()
+	for range b.N {
+		for _, ok := range envelope.VerifyAll(os, pubs) {
+			if !ok {
+				b.Fatal("bad signature")
+			}
+		}
+	}
+	b.ReportMetric(float64(256*b.N)/b.Elapsed().Seconds(), "sigs/s")
+}
+
+func BenchmarkVerifyOneByOne(b *testing.B) {
+	os, pubs := sealedBatch(b, 256)
+	b.ResetTimer()
+	for range b.N {
+		for i, o := range os {
+			if o.Verify(pubs[i]) != nil {
+				b.Fatal("bad signature")
+			}
+		}
+	}
+	b.ReportMetric(float64(256*b.N)/b.Elapsed().Seconds(), "sigs/s")
+}
+
+func sealedBatch(b *testing.B, n int) ([]*envelope.Opened, []ed25519.PublicKey) {
+	s := signer(b)
+	var os []*envelope.Opened
+	var pubs []ed25519.PublicKey
+	for i := range n {
+		raw, _, err := s.Seal(envelope.Draft{SupplierID: "acme-health", OccurredAt: time.Unix(int64(i), 0), Payload: &pb.SupplierRegistered{Name: fmt.Sprint("Acme ", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		o, err := envelope.Open(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os, pubs = append(os, o), append(pubs, s.PublicKey())
+	}
+	return os, pubs
 }

@@ -50,6 +50,12 @@ type Card struct {
 	LastSeq       uint64        `json:"last_seq"`
 	LastEventTime string        `json:"last_event_time"`
 	EventCount    int           `json:"event_count"`
+
+	// encoded keeps each record's JSON from the last Encode, by pointer;
+	// Apply drops the entries of the records an event changes (at most a
+	// commitment and one other). lastSize sizes the next encoding.
+	encoded  map[any][]byte
+	lastSize int
 }
 
 // Commitment is one promise: a standard at a version, for a product, by a date.
@@ -182,14 +188,77 @@ func Decode(b []byte) (*Card, error) {
 	return &c, nil
 }
 
-// Encode serializes a card. The encoding is deterministic: the same card
-// always gives the same bytes.
+// Encode serializes a card: exactly json.Marshal(c), so the encoding is
+// deterministic (the same card always gives the same bytes), but only the
+// records (commitments, breaches, plans, disputes, reviews) changed since
+// the card was last encoded are encoded again. Like Apply, it must not run
+// concurrently with anything else on c.
 func Encode(c *Card) ([]byte, error) {
-	b, err := json.Marshal(c)
+	head, err := json.Marshal(struct {
+		SupplierID   string `json:"supplier_id"`
+		Name         string `json:"name"`
+		Registered   bool   `json:"registered"`
+		RegisteredBy string `json:"registered_event,omitempty"`
+	}{c.SupplierID, c.Name, c.Registered, c.RegisteredBy})
 	if err != nil {
 		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
 	}
-	return b, nil
+	tail, err := json.Marshal(struct {
+		Ignored       []Ignored `json:"ignored_events,omitempty"`
+		LastSeq       uint64    `json:"last_seq"`
+		LastEventTime string    `json:"last_event_time"`
+		EventCount    int       `json:"event_count"`
+	}{c.Ignored, c.LastSeq, c.LastEventTime, c.EventCount})
+	if err != nil {
+		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
+	}
+	if c.encoded == nil {
+		c.encoded = map[any][]byte{}
+	}
+	out := make([]byte, 0, c.lastSize+64)
+	out = append(out, head[:len(head)-1]...)
+	for _, f := range []func([]byte) ([]byte, error){
+		func(b []byte) ([]byte, error) { return records(b, `,"commitments":`, c.Commitments, c.encoded) },
+		func(b []byte) ([]byte, error) { return records(b, `,"breaches":`, c.Breaches, c.encoded) },
+		func(b []byte) ([]byte, error) { return records(b, `,"remediation_plans":`, c.Plans, c.encoded) },
+		func(b []byte) ([]byte, error) { return records(b, `,"disputes":`, c.Disputes, c.encoded) },
+		func(b []byte) ([]byte, error) { return records(b, `,"disinvestment_reviews":`, c.Reviews, c.encoded) },
+	} {
+		if out, err = f(out); err != nil {
+			return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
+		}
+	}
+	out = append(out, ',')
+	out = append(out, tail[1:]...)
+	c.lastSize = len(out)
+	return out, nil
+}
+
+// records appends the field name and the JSON array of xs, reusing each
+// record's encoding from enc unless Apply dropped it.
+func records[T any](out []byte, field string, xs []*T, enc map[any][]byte) ([]byte, error) {
+	out = append(out, field...)
+	if xs == nil {
+		return append(out, "null"...), nil
+	}
+	out = append(out, '[')
+	for i, x := range xs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		b, ok := enc[x]
+		if !ok {
+			var err error
+			if b, err = json.Marshal(x); err != nil {
+				return nil, err
+			}
+			if x != nil {
+				enc[x] = b
+			}
+		}
+		out = append(out, b...)
+	}
+	return append(out, ']'), nil
 }
 
 // New returns the empty card of a supplier.
@@ -252,6 +321,7 @@ func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
 	if cm := c.commitment(c.subject(payload)); cm != nil {
 		cm.LatestAssessment = latest(cm)
 		cm.Status = c.status(cm)
+		delete(c.encoded, cm)
 	}
 }
 
@@ -316,6 +386,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			return "commitment " + p.CommitmentId + " already withdrawn"
 		}
 		cm.Withdrawal = &Withdrawal{On: p.WithdrawnOn, By: p.WithdrawnBy, Reason: p.Reason, Event: ev.EventId}
+		delete(c.encoded, cm)
 	case *pb.AssessmentRecorded:
 		cm := c.commitment(p.CommitmentId)
 		if cm == nil {
@@ -331,6 +402,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			Event:      ev.EventId, Seq: seq,
 		}
 		cm.Assessments = append(cm.Assessments, a)
+		delete(c.encoded, cm)
 	case *pb.BreachRaised:
 		if c.commitment(p.CommitmentId) == nil {
 			return "breach of unknown commitment " + p.CommitmentId
@@ -357,6 +429,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		}
 		cit := citation(p.Rule)
 		b.ClosedOn, b.ClosedBy = p.ClosedOn, &cit
+		delete(c.encoded, b)
 	case *pb.EscalationIssued:
 		b := c.breach(p.BreachId)
 		if b == nil {
@@ -368,6 +441,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if int(p.Level) > b.EscalationLevel {
 			b.EscalationLevel = int(p.Level)
 		}
+		delete(c.encoded, b)
 	case *pb.RemediationPlanAgreed:
 		if c.breach(p.BreachId) == nil {
 			return "plan for unknown breach " + p.BreachId
@@ -410,6 +484,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			a.Void = true
 		}
 		d.Reason, d.ResolvedBy, d.ResolvedOn, d.ResolveEvent = p.Reason, p.ResolvedBy, p.ResolvedOn, ev.EventId
+		delete(c.encoded, d)
 	case *pb.DisinvestmentReviewOpened:
 		if c.review(p.ReviewId) != nil {
 			return "review " + p.ReviewId + " already opened (a replay under a new event id?)"
@@ -427,6 +502,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			return "review " + p.ReviewId + " already closed"
 		}
 		r.Status, r.Reason, r.ClosedBy, r.ClosedOn = "closed", p.Reason, p.ClosedBy, p.ClosedOn
+		delete(c.encoded, r)
 	default:
 		return fmt.Sprintf("event type %s does not belong on a scorecard", ev.Type)
 	}
