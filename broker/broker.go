@@ -56,11 +56,20 @@ type EmbeddedConfig struct {
 	Listen string
 	// SyncAlways fsyncs every stored message before acknowledging it.
 	SyncAlways bool
+	// Logger, when set, receives the server's warnings and errors and
+	// what the store watch does (see watchStore). Default: discard.
+	Logger *slog.Logger
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream and waits
-// until it accepts connections.
+// until it accepts connections. While it runs, a watch restarts its
+// JetStream after a write error (a full disk) once the store can be written
+// again; see watchStore.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	opts := &server.Options{
 		ServerName: "sal-embedded",
 		JetStream:  true,
@@ -81,11 +90,15 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: embedded server: %w", err)
 	}
+	if cfg.Logger != nil {
+		srv.SetLogger(slogLogger{cfg.Logger}, false, false)
+	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, errors.New("broker: embedded server not ready after 10s")
 	}
+	go watchStore(srv, cfg.StoreDir, log)
 	return srv, nil
 }
 
@@ -186,10 +199,66 @@ type AppendFunc func(ctx context.Context, raws [][]byte) error
 // Append calls f.
 func (f AppendFunc) Append(ctx context.Context, raws [][]byte) error { return f(ctx, raws) }
 
+// Retry pacing of a batch the ledger failed to store.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+	// retryLogEvery is how often a batch that keeps failing is logged again.
+	retryLogEvery = 30 * time.Second
+)
+
+// appendRetrying appends one batch, and when that fails (a full disk, a
+// damaged page) keeps the batch and tries it again with backoff until it
+// commits or ctx ends — the same messages in the same order, so a failure
+// neither loses nor reorders anything. Meanwhile it tells JetStream the
+// messages are in progress, so they are not redelivered behind its back.
+// Before this, a failed batch was NAKed message by message and came back
+// in whatever order the redeliveries fell, which could reorder the log.
+func appendRetrying(ctx context.Context, app Appender, batch []jetstream.Msg, raws [][]byte, log *slog.Logger) error {
+	var (
+		start    time.Time
+		lastLog  time.Time
+		attempts int
+		wait     = retryFirst
+	)
+	for {
+		err := app.Append(ctx, raws)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			if attempts > 0 {
+				log.Info("ledger append recovered: the batch that was failing is now committed", "batch", len(batch), "attempts", attempts+1, "after", time.Since(start).Round(time.Millisecond).String())
+			}
+			return nil
+		}
+		attempts++
+		now := time.Now()
+		switch {
+		case attempts == 1:
+			start, lastLog = now, now
+			log.Error("ledger append failed: nothing of the batch was stored or acknowledged; retrying it until it commits (nothing new is recorded meanwhile)", "batch", len(batch), "err", err)
+		case now.Sub(lastLog) >= retryLogEvery:
+			lastLog = now
+			log.Error("ledger append still failing; retrying", "batch", len(batch), "attempts", attempts, "since", now.Sub(start).Round(time.Second).String(), "err", err)
+		}
+		for _, m := range batch {
+			_ = m.InProgress()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
 // Consume feeds the stream to app through the durable pull consumer named
 // durable (LedgerConsumer for the ledger; each replica its own name), in
 // batches of up to maxBatch, acknowledging a batch only after app returned
-// nil for it. It returns when ctx ends.
+// nil for it; a batch app fails is retried, whole and in order, until it
+// succeeds (see appendRetrying). It returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, durable string, app Appender, maxBatch int, log *slog.Logger) error {
 	if durable == "" {
 		durable = LedgerConsumer
@@ -243,15 +312,8 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, app Ap
 		for _, m := range batch {
 			raws = append(raws, m.Data())
 		}
-		if err := app.Append(ctx, raws); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Error("ledger append failed; batch will be redelivered", "batch", len(batch), "err", err)
-			for _, m := range batch {
-				_ = m.NakWithDelay(time.Second)
-			}
-			continue
+		if err := appendRetrying(ctx, app, batch, raws, log); err != nil {
+			return nil // ctx ended; nothing of the batch is acknowledged
 		}
 		for _, m := range batch {
 			if err := m.Ack(); err != nil {

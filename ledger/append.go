@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -113,8 +115,18 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 		for id := range touched {
 			delete(l.cards, id)
 		}
-		return nil, fmt.Errorf("ledger: append batch of %d: %w", len(raws), err)
+		if noSpace(err) {
+			err = fmt.Errorf("ledger: append batch of %d: %w (nothing of the batch was stored): %w", len(raws), ErrNoSpace, err)
+		} else {
+			err = fmt.Errorf("ledger: append batch of %d: %w", len(raws), err)
+		}
+		l.setFailure(err)
+		if fo, ok := l.obs.(FailureObserver); ok {
+			fo.BatchFailed(len(raws), err)
+		}
+		return nil, err
 	}
+	l.setFailure(nil)
 	if len(l.cards)+len(touched) > maxCachedCards {
 		clear(l.cards)
 	}
@@ -127,6 +139,40 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 		l.obs.Batch(results, time.Since(start))
 	}
 	return results, nil
+}
+
+// ErrNoSpace means a batch failed to commit because the ledger file's disk
+// (or the user's quota on it) is full. Nothing of the batch was stored; the
+// same batch commits once space returns.
+var ErrNoSpace = errors.New("ledger: no space left on the ledger's disk")
+
+// noSpace says whether err is the file system running out of space. bbolt
+// does not always wrap the system's error, so its text counts too.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error())
+}
+
+// FailureObserver is told about every batch that failed to commit, when
+// the Options' Observer also implements it.
+type FailureObserver interface {
+	BatchFailed(n int, err error)
+}
+
+func (l *Ledger) setFailure(err error) {
+	l.failMu.Lock()
+	l.failure = err
+	l.failMu.Unlock()
+}
+
+// AppendFailure is the error of the last Append if it failed, nil if it
+// committed (or nothing was appended yet). A caller waiting for an event
+// checks it to tell a ledger that cannot write (errors.Is(err, ErrNoSpace):
+// its disk is full) from one that is merely busy.
+func (l *Ledger) AppendFailure() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failure
 }
 
 func (b *batch) appendOne(raw []byte) (Result, error) {

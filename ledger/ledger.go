@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -89,6 +90,9 @@ type Ledger struct {
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
 
+	failMu  sync.Mutex
+	failure error // of the last Append, nil once one commits
+
 	mu      sync.Mutex
 	waiters map[string][]chan Result
 	updated chan struct{} // closed and replaced after every commit
@@ -113,66 +117,140 @@ type Options struct {
 
 // Open opens (creating if needed) the ledger file at path, trusting the
 // registry root key root. A file created for another root is refused.
+//
+// Before anything else, Open checks the file as a bbolt file, reading it
+// only: both meta pages valid, the file as long as its last commit needs,
+// and (up to FullCheckLimit) every page readable and consistent. A file
+// that fails is refused with an error wrapping ErrDamaged, and is neither
+// changed nor replaced: an empty file included (see "Damaged files" in
+// doc.go). The ledger's content — hash chain, signatures — is Verify's job.
 func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
+	rootID := envelope.KeyID(root)
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly:
+		if err := create(path, opts.NoSync, func(tx *bolt.Tx) error { return initTx(tx, rootID) }); err != nil {
+			return nil, fmt.Errorf("ledger: create %s: %w", path, err)
+		}
+		if fi, err = os.Stat(path); err != nil {
 			return nil, fmt.Errorf("ledger: %w", err)
 		}
+	case err != nil:
+		return nil, fmt.Errorf("ledger: %w", err)
+	case fi.Size() == 0:
+		return nil, damaged(path, emptyFileProblem)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
+	if err := checkMeta(path, fi.Size()); err != nil {
+		return nil, err
+	}
+	// Read-only first: a damaged file is refused before bbolt may write
+	// to it (opening for writing can already commit).
+	db, err := openBolt(path, true, opts.NoSync)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("ledger: open %s: another process holds it (is the system already running?)", path)
+		return nil, err
+	}
+	if fi.Size() <= FullCheckLimit {
+		err = guard(func() error { return db.View(checkPages) })
+		if err != nil {
+			db.Close()
+			return nil, damaged(path, "%v", err)
 		}
-		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		db.Close()
+		if db, err = openBolt(path, false, opts.NoSync); err != nil {
+			return nil, err
+		}
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
-	rootID := envelope.KeyID(root)
 	reg := keys.NewRegistry(root)
 	setup := db.Update
 	if opts.ReadOnly {
 		setup = db.View
 	}
-	err = setup(func(tx *bolt.Tx) error {
-		if opts.ReadOnly {
+	err = guard(func() error {
+		return setup(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) == nil {
-				return fmt.Errorf("%w: not a ledger file", ErrStoredFormat)
+				empty := true
+				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+				if opts.ReadOnly || !empty {
+					return fmt.Errorf("%w: not a ledger file (no meta bucket)", ErrStoredFormat)
+				}
+				// An empty bbolt file: a first start of an older sal,
+				// which did not create the file whole, stopped before its
+				// first commit. Nothing was ever stored in it.
+				if err := initTx(tx, rootID); err != nil {
+					return err
+				}
 			}
-			if got := string(tx.Bucket(bucketMeta).Get(keyRootKeyID)); got != rootID {
-				return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, got, rootID)
+			meta := tx.Bucket(bucketMeta)
+			switch f := meta.Get(keyFormat); {
+			case string(f) != formatVersion:
+				return fmt.Errorf("%w: %q", ErrStoredFormat, f)
+			case string(meta.Get(keyRootKeyID)) != rootID:
+				return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, meta.Get(keyRootKeyID), rootID)
+			}
+			if !opts.ReadOnly {
+				// Buckets added after format 1 was first written.
+				if err := createBuckets(tx); err != nil {
+					return err
+				}
+			} else if tx.Bucket(bucketRegistry) == nil {
+				return fmt.Errorf("%w: no registry bucket", ErrStoredFormat)
 			}
 			return loadRegistry(tx, reg)
-		}
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests, bucketSupplierEvents} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("create bucket %s: %w", b, err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		switch f := meta.Get(keyFormat); {
-		case f == nil:
-			if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
-				return err
-			}
-			if err := meta.Put(keyRootKeyID, []byte(rootID)); err != nil {
-				return err
-			}
-		case string(f) != formatVersion:
-			return fmt.Errorf("%w: %q", ErrStoredFormat, f)
-		case string(meta.Get(keyRootKeyID)) != rootID:
-			return fmt.Errorf("%w: file has %s, given %s", ErrWrongRoot, meta.Get(keyRootKeyID), rootID)
-		}
-		return loadRegistry(tx, reg)
+		})
 	})
 	if err != nil {
 		db.Close()
+		if errors.Is(err, errUnreadable) {
+			return nil, damaged(path, "%v", err)
+		}
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	l.reg = reg
 	return l, nil
+}
+
+func openBolt(path string, readOnly, noSync bool) (*bolt.DB, error) {
+	var db *bolt.DB
+	err := guard(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, ReadOnly: readOnly})
+		return err
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("ledger: open %s: another process holds it (is the system already running?)", path)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, errUnreadable):
+		return nil, damaged(path, "bbolt cannot open it: %v", err)
+	case err != nil:
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// initTx writes a new ledger's buckets and metadata.
+func initTx(tx *bolt.Tx, rootID string) error {
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+		return err
+	}
+	return meta.Put(keyRootKeyID, []byte(rootID))
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests, bucketSupplierEvents} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	return nil
 }
 
 func loadRegistry(tx *bolt.Tx, reg *keys.Registry) error {

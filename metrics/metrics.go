@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,6 +27,8 @@ type Metrics struct {
 	quarantined *prometheus.CounterVec
 	batchSize   prometheus.Histogram
 	batchTime   prometheus.Histogram
+	failures    *prometheus.CounterVec
+	failing     prometheus.Gauge
 	requests    *prometheus.CounterVec
 	lag         prometheus.Gauge
 }
@@ -54,6 +57,12 @@ func New() *Metrics {
 			Name: "sal_append_batch_seconds", Help: "Time to verify, append, checkpoint and project one batch, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sal_append_failures_total", Help: "Ledger append transactions that failed and stored nothing (they are retried), by reason: no_space (the disk is full) or other.",
+		}, []string{"reason"}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sal_append_failing", Help: "1 while the ledger's last append failed (nothing new is being recorded; see the logs), 0 once one commits.",
+		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sal_http_requests_total", Help: "HTTP requests, by route pattern and status code.",
 		}, []string{"route", "code"}),
@@ -61,7 +70,7 @@ func New() *Metrics {
 			Name: "sal_consumer_lag_messages", Help: "Messages on the event stream the ledger's consumer has not yet acknowledged.",
 		}),
 	}
-	m.reg.MustRegister(m.published, m.appended, m.duplicates, m.quarantined, m.batchSize, m.batchTime, m.requests, m.lag,
+	m.reg.MustRegister(m.published, m.appended, m.duplicates, m.quarantined, m.batchSize, m.batchTime, m.failures, m.failing, m.requests, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,6 +82,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Batch implements ledger.Observer.
 func (m *Metrics) Batch(results []ledger.Result, took time.Duration) {
+	m.failing.Set(0)
 	m.batchSize.Observe(float64(len(results)))
 	m.batchTime.Observe(took.Seconds())
 	for _, r := range results {
@@ -88,6 +98,18 @@ func (m *Metrics) Batch(results []ledger.Result, took time.Duration) {
 }
 
 var _ ledger.Observer = (*Metrics)(nil)
+
+// BatchFailed implements ledger.FailureObserver.
+func (m *Metrics) BatchFailed(_ int, err error) {
+	reason := "other"
+	if errors.Is(err, ledger.ErrNoSpace) {
+		reason = "no_space"
+	}
+	m.failures.WithLabelValues(reason).Inc()
+	m.failing.Set(1)
+}
+
+var _ ledger.FailureObserver = (*Metrics)(nil)
 
 // Published counts one event published by a service.
 func (m *Metrics) Published(eventType string) { m.published.WithLabelValues(eventType).Inc() }

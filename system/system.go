@@ -264,6 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 			Listen:     cfg.NATSListen,
 			SyncAlways: !cfg.PeriodicNATSSync,
+			Logger:     cfg.Logger,
 		})
 		if err != nil {
 			return nil, err

@@ -32,8 +32,15 @@ type waiter interface {
 	Lookup(eventID string) (ledger.Result, bool, error)
 }
 
+// failureReporter says whether the ledger's last append failed; a waiter
+// that has it lets a write answer at once while the ledger's disk is full.
+type failureReporter interface {
+	AppendFailure() error
+}
+
 var _ publisher = (*broker.Publisher)(nil)
 var _ waiter = (*ledger.Ledger)(nil)
+var _ failureReporter = (*ledger.Ledger)(nil)
 
 // Emitter emits one service's events.
 type Emitter struct {
@@ -56,7 +63,8 @@ type Outcome struct {
 	EventID string `json:"event_id"`
 	Seq     uint64 `json:"seq,omitempty"`
 	// Pending is true when the broker stored the event durably but the
-	// ledger had not committed it within the wait; it will be.
+	// ledger had not committed it within the wait (or reported its disk
+	// full, so it cannot yet); it will be.
 	Pending bool `json:"pending,omitempty"`
 	// Replayed is true when the request repeated an earlier one (same
 	// Idempotency-Key) and nothing new was emitted.
@@ -123,13 +131,18 @@ func (e *Emitter) send(ctx context.Context, ev *pb.Event, raw []byte) (Outcome, 
 		// Not confirmed is not the same as not recorded: a clustered stream
 		// that lost its quorum can still commit the event when the quorum
 		// returns. Only a retry with the same Idempotency-Key is safe.
+		if e.noSpace() != nil {
+			// The ledger's own error names server paths: the operator's
+			// log has it, the caller gets the gist.
+			return Outcome{}, api.Errorf(http.StatusServiceUnavailable, "storage full: the ledger's disk has no space left and the event stream did not confirm the write, which may or may not be recorded (event %s); once disk space is freed, retry with the same Idempotency-Key header to have it recorded exactly once (%v)", ev.EventId, err)
+		}
 		return Outcome{}, api.Errorf(http.StatusServiceUnavailable, "event stream unavailable: the write was not confirmed and may or may not be recorded (event %s); retry with the same Idempotency-Key header to have it recorded exactly once (%v)", ev.EventId, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	r, err := e.ledger.Wait(wctx, ev.EventId)
+	r, err := e.wait(ctx, ev.EventId)
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errLedgerFull):
+		// Stored durably by the broker; the ledger commits it when it can
+		// (once its disk has space again, when that was the trouble).
 		return Outcome{EventID: ev.EventId, Pending: true}, nil
 	case err != nil:
 		return Outcome{}, fmt.Errorf("emit: wait for %s: %w", ev.EventId, err)
@@ -137,6 +150,52 @@ func (e *Emitter) send(ctx context.Context, ev *pb.Event, raw []byte) (Outcome, 
 		return Outcome{}, fmt.Errorf("%w: %s: %s", ErrRefused, ev.EventId, r.Reason)
 	}
 	return Outcome{EventID: ev.EventId, Seq: r.Seq}, nil
+}
+
+// errLedgerFull ends a wait when the ledger reports its disk full.
+var errLedgerFull = errors.New("emit: the ledger's disk is full")
+
+// noSpace is the ledger's last append failure if its disk was full.
+func (e *Emitter) noSpace() error {
+	if fr, ok := e.ledger.(failureReporter); ok {
+		if err := fr.AppendFailure(); errors.Is(err, ledger.ErrNoSpace) {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait waits up to the emitter's timeout for the ledger to commit eventID,
+// giving up early (errLedgerFull) when the ledger reports its disk full: it
+// will not commit anything until space returns, so there is no point in
+// holding the caller.
+func (e *Emitter) wait(ctx context.Context, eventID string) (ledger.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if _, ok := e.ledger.(failureReporter); ok {
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if e.noSpace() != nil {
+						stop(errLedgerFull)
+						return
+					}
+				}
+			}
+		}()
+	}
+	r, err := e.ledger.Wait(ctx, eventID)
+	if err != nil && context.Cause(ctx) != nil {
+		return r, context.Cause(ctx)
+	}
+	return r, err
 }
 
 // Status is the HTTP status a write answers with: 201 when committed, 202
