@@ -1,7 +1,7 @@
 // Package broker connects the services and the ledger through NATS
 // JetStream: it starts the embedded server, defines the event stream, and
-// provides the publisher the services use and the consumer loop that feeds
-// the ledger.
+// provides the publisher the services use and the reader that feeds the
+// ledger the stream in order, from the position the ledger stored.
 //
 // Subjects are "sal.events.<type>.<supplier id>" ("_registry" for key
 // registry events), in one stream, SAL_EVENTS, kept on file. The event id is
@@ -34,8 +34,19 @@ const StreamName = "SAL_EVENTS"
 // SubjectPrefix begins every event subject.
 const SubjectPrefix = "sal.events"
 
-// LedgerConsumer is the durable consumer the ledger reads with.
-const LedgerConsumer = "ledger"
+// LastSeq is the sequence of the stream's last message: how far a ledger
+// that has read everything has read.
+func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	st, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, fmt.Errorf("broker: stream %s: %w", StreamName, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("broker: stream %s: %w", StreamName, err)
+	}
+	return info.State.LastSeq, nil
+}
 
 // DuplicateWindow is how long JetStream remembers message ids.
 const DuplicateWindow = 10 * time.Minute
@@ -188,16 +199,19 @@ func (p *Publisher) Publish(ctx context.Context, subject, eventID string, raw []
 	return nil
 }
 
-// Appender is what the consumer feeds: the ledger's Append.
+// Appender is what the consumer feeds: the ledger, which stores a batch
+// together with the stream sequence of its last message.
 type Appender interface {
-	Append(ctx context.Context, raws [][]byte) error
+	Append(ctx context.Context, raws [][]byte, last uint64) error
 }
 
 // AppendFunc adapts a function to Appender.
-type AppendFunc func(ctx context.Context, raws [][]byte) error
+type AppendFunc func(ctx context.Context, raws [][]byte, last uint64) error
 
 // Append calls f.
-func (f AppendFunc) Append(ctx context.Context, raws [][]byte) error { return f(ctx, raws) }
+func (f AppendFunc) Append(ctx context.Context, raws [][]byte, last uint64) error {
+	return f(ctx, raws, last)
+}
 
 // Retry pacing of a batch the ledger failed to store.
 const (
@@ -210,11 +224,8 @@ const (
 // appendRetrying appends one batch, and when that fails (a full disk, a
 // damaged page) keeps the batch and tries it again with backoff until it
 // commits or ctx ends — the same messages in the same order, so a failure
-// neither loses nor reorders anything. Meanwhile it tells JetStream the
-// messages are in progress, so they are not redelivered behind its back.
-// Before this, a failed batch was NAKed message by message and came back
-// in whatever order the redeliveries fell, which could reorder the log.
-func appendRetrying(ctx context.Context, app Appender, batch []jetstream.Msg, raws [][]byte, log *slog.Logger) error {
+// neither loses nor reorders anything.
+func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint64, log *slog.Logger) error {
 	var (
 		start    time.Time
 		lastLog  time.Time
@@ -222,13 +233,13 @@ func appendRetrying(ctx context.Context, app Appender, batch []jetstream.Msg, ra
 		wait     = retryFirst
 	)
 	for {
-		err := app.Append(ctx, raws)
+		err := app.Append(ctx, raws, last)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err == nil {
 			if attempts > 0 {
-				log.Info("ledger append recovered: the batch that was failing is now committed", "batch", len(batch), "attempts", attempts+1, "after", time.Since(start).Round(time.Millisecond).String())
+				log.Info("ledger append recovered: the batch that was failing is now committed", "batch", len(raws), "attempts", attempts+1, "after", time.Since(start).Round(time.Millisecond).String())
 			}
 			return nil
 		}
@@ -237,13 +248,10 @@ func appendRetrying(ctx context.Context, app Appender, batch []jetstream.Msg, ra
 		switch {
 		case attempts == 1:
 			start, lastLog = now, now
-			log.Error("ledger append failed: nothing of the batch was stored or acknowledged; retrying it until it commits (nothing new is recorded meanwhile)", "batch", len(batch), "err", err)
+			log.Error("ledger append failed: nothing of the batch was stored or acknowledged; retrying it until it commits (nothing new is recorded meanwhile)", "batch", len(raws), "err", err)
 		case now.Sub(lastLog) >= retryLogEvery:
 			lastLog = now
-			log.Error("ledger append still failing; retrying", "batch", len(batch), "attempts", attempts, "since", now.Sub(start).Round(time.Second).String(), "err", err)
-		}
-		for _, m := range batch {
-			_ = m.InProgress()
+			log.Error("ledger append still failing; retrying", "batch", len(raws), "attempts", attempts, "since", now.Sub(start).Round(time.Second).String(), "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -254,29 +262,39 @@ func appendRetrying(ctx context.Context, app Appender, batch []jetstream.Msg, ra
 	}
 }
 
-// Consume feeds the stream to app through the durable pull consumer named
-// durable (LedgerConsumer for the ledger; each replica its own name), in
-// batches of up to maxBatch, acknowledging a batch only after app returned
-// nil for it; a batch app fails is retried, whole and in order, until it
-// succeeds (see appendRetrying). It returns when ctx ends.
-func Consume(ctx context.Context, js jetstream.JetStream, durable string, app Appender, maxBatch int, log *slog.Logger) error {
-	if durable == "" {
-		durable = LedgerConsumer
+// Consume feeds the stream to app in stream order, from stream sequence
+// from on, in batches of up to maxBatch. It reads with an ordered consumer
+// (no acknowledgements: the ledger keeps its own position, stored with each
+// batch in the same transaction, and the caller passes it back as from+1
+// after a restart), so every ledger replica gets every message once, in
+// the stream's order, whatever crashes or redeliveries happen. A batch app
+// fails is retried, whole and in order, until it succeeds (see
+// appendRetrying). It returns when ctx ends.
+func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appender, maxBatch int, log *slog.Logger) error {
+	stream, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		return fmt.Errorf("broker: stream %s: %w", StreamName, err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:     durable,
-		Description: "the ledger: acks after its bbolt transaction commits",
-		// Explicit acks, one per message: with "ack all", acking a new
-		// message after a restart would also ack older ones still waiting
-		// to be redelivered from before the crash, and lose them (the
-		// SIGKILL test in faults/ found exactly that).
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 4 * maxBatch,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: stream %s: %w", StreamName, err)
+	}
+	if from == 0 {
+		from = 1
+	}
+	if last := info.State.LastSeq; from > last+1 {
+		// The stream was replaced by a shorter one (restored, recreated):
+		// read it all again; the ledger recognises what it already holds
+		// by event id.
+		log.Warn("the ledger has read further than the stream holds: reading the stream again from its start", "ledger_position", from-1, "stream_last_seq", last)
+		from = 1
+	}
+	cons, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
 	})
 	if err != nil {
-		return fmt.Errorf("broker: ledger consumer: %w", err)
+		return fmt.Errorf("broker: ledger reader: %w", err)
 	}
 	msgs := make(chan jetstream.Msg, 2*maxBatch)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -312,15 +330,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, durable string, app Ap
 		for _, m := range batch {
 			raws = append(raws, m.Data())
 		}
-		if err := appendRetrying(ctx, app, batch, raws, log); err != nil {
-			return nil // ctx ended; nothing of the batch is acknowledged
+		md, err := batch[len(batch)-1].Metadata()
+		if err != nil {
+			return fmt.Errorf("broker: message without stream metadata: %w", err)
 		}
-		for _, m := range batch {
-			if err := m.Ack(); err != nil {
-				// The batch is committed; a lost ack only means a
-				// redelivery, which the ledger recognises as a duplicate.
-				log.Warn("ack after commit failed", "err", err)
-			}
+		if err := appendRetrying(ctx, app, raws, md.Sequence.Stream, log); err != nil {
+			return nil // ctx ended; nothing of the batch is stored
 		}
 	}
 }

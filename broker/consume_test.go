@@ -42,9 +42,10 @@ type flakyAppender struct {
 	failures int
 	calls    [][]string
 	stored   []string
+	last     uint64 // stream position of the last batch stored
 }
 
-func (a *flakyAppender) Append(_ context.Context, raws [][]byte) error {
+func (a *flakyAppender) Append(_ context.Context, raws [][]byte, last uint64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var call []string
@@ -56,6 +57,7 @@ func (a *flakyAppender) Append(_ context.Context, raws [][]byte) error {
 		return errors.New("write ledger.db: no space left on device")
 	}
 	a.stored = append(a.stored, call...)
+	a.last = last
 	return nil
 }
 
@@ -66,10 +68,10 @@ func (a *flakyAppender) snapshot() (calls [][]string, stored []string) {
 }
 
 // TestConsumeRetriesAFailedBatchWholeAndInOrder: when the ledger fails a
-// batch (its disk is full), the consumer keeps that batch, acknowledges
-// nothing, and tries the same messages in the same order again with backoff
-// until they commit; then everything is stored once, in publish order, and
-// acknowledged. It logs the failure once and the recovery.
+// batch (its disk is full), the consumer keeps that batch and tries the
+// same messages in the same order again with backoff until they commit;
+// then everything is stored once, in publish order, with the position of
+// the last message. It logs the failure once and the recovery.
 func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
 	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: t.TempDir()})
 	if err != nil {
@@ -105,7 +107,7 @@ func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
 	done := make(chan error, 1)
 	cctx, stop := context.WithCancel(ctx)
 	go func() {
-		done <- broker.Consume(cctx, js, "", app, 8, slog.New(slog.NewTextHandler(logs, nil)))
+		done <- broker.Consume(cctx, js, 1, app, 8, slog.New(slog.NewTextHandler(logs, nil)))
 	}()
 	for {
 		if _, stored := app.snapshot(); len(stored) >= len(want) {
@@ -117,24 +119,12 @@ func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	// Acknowledged: nothing pending on the consumer.
-	c, err := js.Consumer(ctx, broker.StreamName, broker.LedgerConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("messages left unacknowledged: %+v", info)
-		case <-time.After(20 * time.Millisecond):
-		}
+	// The position handed with the last batch is the stream's last message.
+	app.mu.Lock()
+	last := app.last
+	app.mu.Unlock()
+	if last != uint64(len(want)) {
+		t.Fatalf("position after the last batch %d, want %d", last, len(want))
 	}
 	stop()
 	if err := <-done; err != nil {
@@ -156,5 +146,67 @@ func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
 	}
 	if !strings.Contains(out, "no space left on device") || !strings.Contains(out, "ledger append recovered") {
 		t.Errorf("the logs do not show the failure's cause and the recovery:\n%s", out)
+	}
+}
+
+// TestConsumeResumesAfterTheLedgersPosition: started from a position, the
+// consumer hands over exactly the messages after it, in stream order, with
+// each batch's last stream sequence — what a ledger restarted after a crash
+// (or a new replica, from 1) reads.
+func TestConsumeResumesAfterTheLedgersPosition(t *testing.T) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := broker.ConnectEmbedded(srv, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := broker.EnsureStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	pub := broker.NewPublisher(js)
+	var all []string
+	for i := range 50 {
+		m := fmt.Sprintf("message %02d", i)
+		if err := pub.Publish(ctx, "sal.events.test.acme", fmt.Sprintf("id-%d", i), []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m)
+	}
+	for _, from := range []uint64{1, 31, 50} {
+		app := &flakyAppender{}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- broker.Consume(cctx, js, from, app, 7, slog.New(slog.DiscardHandler)) }()
+		want := all[from-1:]
+		for {
+			if _, stored := app.snapshot(); len(stored) >= len(want) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("from %d: stored %v", from, app.stored)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, stored := app.snapshot(); !slices.Equal(stored, want) {
+			t.Fatalf("from %d: stored %v, want %v", from, stored, want)
+		}
+		if app.last != 50 {
+			t.Fatalf("from %d: last position %d, want 50", from, app.last)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -95,7 +96,6 @@ type proc struct {
 	natsPort int
 }
 
-func (p *proc) natsURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", p.natsPort) }
 
 func startSal(t *testing.T, bin, data string, natsPort int) *proc {
 	t.Helper()
@@ -357,19 +357,17 @@ func waitForHead(t *testing.T, p *proc, data string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The consumer has acked everything once the stream's consumer has no
-	// pending messages; poll the ledger consumer through NATS.
-	nc, err := nats.Connect(p.natsURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	// The ledger has read everything once its stream position (what
+	// /readyz reports as lag) reaches the stream's last message.
 	for time.Now().Before(deadline) {
-		c, err := js.Consumer(context.Background(), broker.StreamName, broker.LedgerConsumer)
+		var ready struct {
+			Lag *uint64 `json:"lag"`
+		}
+		resp, err := http.Get("http://" + m[1] + "/readyz")
 		if err == nil {
-			info, err := c.Info(context.Background())
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			_ = json.NewDecoder(resp.Body).Decode(&ready)
+			resp.Body.Close()
+			if ready.Lag != nil && *ready.Lag == 0 {
 				return
 			}
 		}

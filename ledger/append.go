@@ -83,9 +83,26 @@ type batch struct {
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
 // returns what became of each, in order. An error means nothing of the batch
-// was stored (the caller must not acknowledge any of it); refusals of single
+// was stored (the caller must not move past it); refusals of single
 // messages are not errors but quarantine records.
 func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
+	return l.append(ctx, raws, 0)
+}
+
+// AppendFromStream is Append for a batch read from the event stream, whose
+// last message is at stream sequence last: the same transaction records
+// last as the ledger's stream position (StreamPosition), so the ledger
+// resumes reading after exactly what it stored, in stream order. Every
+// replica of the ledger therefore appends the same events in the same
+// order and reaches the same Merkle root.
+func (l *Ledger) AppendFromStream(ctx context.Context, raws [][]byte, last uint64) ([]Result, error) {
+	if last == 0 {
+		return nil, errors.New("ledger: append from stream: no stream position")
+	}
+	return l.append(ctx, raws, last)
+}
+
+func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -106,6 +123,11 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 				return err
 			}
 			results[i] = r
+		}
+		if streamSeq != 0 {
+			if err := tx.Bucket(bucketMeta).Put(keyStreamSeq, u64(streamSeq)); err != nil {
+				return err
+			}
 		}
 		return b.finish()
 	})

@@ -13,6 +13,8 @@
 //	            "root_key_id" -> the registry root key id this ledger trusts
 //	            "head"        -> seq(8) || entry_hash(32) of the last entry
 //	            "qhead"       -> seq(8) of the last quarantine record
+//	            "stream_seq"  -> the JetStream stream sequence(8) of the last
+//	                             message stored: where reading resumes
 //	events      seq           -> entry (below)
 //	event_ids   event id      -> seq
 //	quarantine  qseq          -> JSON QuarantineRecord
@@ -93,8 +95,8 @@
 // the meta page, written last, still names the previous commit. Append
 // returns an error (wrapping ErrNoSpace for a full disk), AppendFailure
 // reports it until an Append commits, and an Observer that is also a
-// FailureObserver is told. The caller acknowledges nothing and appends the
-// same batch again (broker.Consume does, with backoff).
+// FailureObserver is told. The stream position is not advanced; the caller
+// appends the same batch again (broker.Consume does, with backoff).
 //
 // # Caveats
 //

@@ -44,6 +44,7 @@ var (
 	keyRootKeyID = []byte("root_key_id")
 	keyHead      = []byte("head")
 	keyQHead     = []byte("qhead")
+	keyStreamSeq = []byte("stream_seq")
 )
 
 // Errors callers branch on.
@@ -344,6 +345,20 @@ func decodeEntry(seq uint64, v []byte) (Entry, error) {
 type head struct {
 	seq  uint64
 	hash [32]byte
+}
+
+// StreamPosition is the stream sequence of the last message stored by
+// AppendFromStream: the ledger has read the event stream up to there, in
+// order. 0 when it has read nothing from the stream.
+func (l *Ledger) StreamPosition() (uint64, error) {
+	var pos uint64
+	err := l.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyStreamSeq); len(v) == 8 {
+			pos = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return pos, err
 }
 
 func readHead(tx *bolt.Tx) head {

@@ -97,10 +97,6 @@ type Config struct {
 	// TokensFile is the hashed-token store. Default DataDir/tokens.json;
 	// split services share one file written by the gateway and `sal token`.
 	TokensFile string
-	// Consumer names the durable JetStream consumer this process's ledger
-	// reads with: one per ledger replica. Default "ledger" for RoleAll and
-	// RoleLedger, "replica-<role>" otherwise.
-	Consumer string
 	// Services maps each service name to its base URL, for RoleGateway.
 	Services map[string]string
 	// WriteRate is how many writes a second each principal may make
@@ -133,7 +129,6 @@ type System struct {
 	// Role is the part of the system this process runs (RoleAll: all of it).
 	Role string
 
-	consumer  string
 	lastWrite *latestWrite // the gateway's
 	nc        *nats.Conn
 	js        jetstream.JetStream
@@ -192,14 +187,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if split && cfg.NATSURL == "" {
 		return nil, fmt.Errorf("system: the %s service runs apart from the others, so it needs an external NATS (-nats-url)", role)
 	}
-	consumer := cfg.Consumer
-	if consumer == "" {
-		consumer = broker.LedgerConsumer
-		if role != RoleAll && role != RoleLedger {
-			consumer = "replica-" + role
-		}
-	}
-	s := &System{log: cfg.Logger, Role: role, consumer: consumer}
+	s := &System{log: cfg.Logger, Role: role}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -296,13 +284,17 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	s.pub = countingPublisher{broker.NewPublisher(s.js), s.Metrics}
 
+	pos, err := s.Ledger.StreamPosition()
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte) error {
-			results, err := s.Ledger.Append(ctx, raws)
+		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte, last uint64) error {
+			results, err := s.Ledger.AppendFromStream(ctx, raws, last)
 			for _, r := range results {
 				if r.Quarantined {
 					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "code", r.Code, "reason", r.Reason)
@@ -310,7 +302,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			}
 			return err
 		})
-		if err := broker.Consume(runCtx, s.js, consumer, app, 256, cfg.Logger); err != nil {
+		if err := broker.Consume(runCtx, s.js, pos+1, app, 256, cfg.Logger); err != nil {
 			cfg.Logger.Error("ledger consumer stopped", "err", err)
 		}
 	}()
@@ -496,15 +488,18 @@ const ReadyLag = 10_000
 func (s *System) consumerLag(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	c, err := s.js.Consumer(ctx, broker.StreamName, s.consumer)
+	last, err := broker.LastSeq(ctx, s.js)
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(ctx)
+	pos, err := s.Ledger.StreamPosition()
 	if err != nil {
 		return 0, err
 	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	if pos >= last {
+		return 0, nil
+	}
+	return last - pos, nil
 }
 
 // ready answers /readyz: connected to NATS, and the ledger caught up.

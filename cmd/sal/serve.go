@@ -67,7 +67,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	natsUser := stringFlag(fs, "nats-user", "SAL_NATS_USER", "", "user name for NATS")
 	natsPassword := stringFlag(fs, "nats-password", "SAL_NATS_PASSWORD", "", "password for NATS (prefer the environment variable)")
 	natsNKey := stringFlag(fs, "nats-nkey", "SAL_NATS_NKEY", "", "file holding a NATS user NKey seed, to authenticate without a password")
-	consumer := stringFlag(fs, "consumer", "SAL_CONSUMER", "", "durable consumer of this ledger replica (default: ledger for the ledger, replica-<service> otherwise; give each replica of one service its own)")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "json", "log format: text or json")
 	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream (3 on a three-node cluster) (env SAL_REPLICAS)")
 	limits := writeLimitFlags(fs)
@@ -108,7 +107,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		DataDir:      *dataDir,
 		KeyDir:       *keyDir,
 		TokensFile:   *tokens,
-		Consumer:     *consumer,
 		NATSURL:      *natsURL,
 		NATSUser:     *natsUser,
 		NATSPassword: *natsPassword,

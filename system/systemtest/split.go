@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supplier-accountability/sal/broker"
 	"github.com/supplier-accountability/sal/system"
@@ -115,36 +114,29 @@ func (s *Split) Restart() error {
 // event on the stream: after an event sent around the gateway (a rule
 // evaluation, a raw publish), every service then reads it.
 func (s *Split) Settle(ctx context.Context) error {
-	js := s.Systems[system.RoleGateway].JetStream()
-	for role := range s.Systems {
-		consumer := broker.LedgerConsumer
-		if role != system.RoleLedger {
-			consumer = "replica-" + role
-		}
-		if err := settled(ctx, js, consumer); err != nil {
-			return fmt.Errorf("systemtest: %s replica: %w", role, err)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	last, err := broker.LastSeq(ctx, s.Systems[system.RoleGateway].JetStream())
+	if err != nil {
+		return err
+	}
+	for role, sys := range s.Systems {
+		for {
+			pos, err := sys.Ledger.StreamPosition()
+			if err != nil {
+				return err
+			}
+			if pos >= last {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("systemtest: %s replica at stream position %d of %d: %w", role, pos, last, ctx.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
 		}
 	}
 	return nil
-}
-
-func settled(ctx context.Context, js jetstream.JetStream, consumer string) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	for {
-		c, err := js.Consumer(ctx, broker.StreamName, consumer)
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not caught up: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // Stop stops every service, its HTTP server and NATS. The test's end
