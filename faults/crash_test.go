@@ -96,7 +96,6 @@ type proc struct {
 	natsPort int
 }
 
-
 func startSal(t *testing.T, bin, data string, natsPort int) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "up", "-data", data, "-http", "127.0.0.1:0", "-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-log", "json")
