@@ -243,7 +243,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	if o.Event.SupplierId == "" {
 		b.reg.Apply(o, seq)
 		b.regUp = true
-		return Result{EventID: id, Seq: seq}, nil
+		return Result{EventID: id, Seq: seq, Type: o.Event.Type.String()}, nil
 	}
 	if err := b.tx.Bucket(bucketSupplierEvents).Put(supplierEventKey(o.Event.SupplierId, seq), nil); err != nil {
 		return Result{}, fmt.Errorf("index seq %d: %w", seq, err)
@@ -253,7 +253,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		return Result{}, err
 	}
 	scorecard.Apply(card, seq, o.Event, o.Payload)
-	return Result{EventID: id, Seq: seq}, nil
+	return Result{EventID: id, Seq: seq, SupplierID: o.Event.SupplierId, Type: o.Event.Type.String()}, nil
 }
 
 func (b *batch) card(supplierID string) (*scorecard.Card, error) {
@@ -279,7 +279,7 @@ func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result,
 	digest := sha256.Sum256(raw)
 	r := Result{Quarantined: true, Reason: cause.Error(), Code: reasonCode(cause)}
 	if o != nil {
-		r.EventID = o.Event.EventId
+		r.EventID, r.SupplierID, r.Type = o.Event.EventId, o.Event.SupplierId, o.Event.Type.String()
 	}
 	if v := b.tx.Bucket(bucketQDigests).Get(digest[:]); v != nil {
 		return r, nil // the same bad message again: kept once

@@ -68,6 +68,10 @@ type Result struct {
 	Quarantined bool   `json:"quarantined,omitempty"`
 	Reason      string `json:"reason,omitempty"`
 	Code        string `json:"code,omitempty"` // the quarantine reason's code
+	// SupplierID and Type of an event appended or quarantined in this
+	// batch, for logs (empty when the envelope did not decode).
+	SupplierID string `json:"-"`
+	Type       string `json:"-"`
 }
 
 // Observer is told about every committed batch. The ledger does not log

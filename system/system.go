@@ -296,8 +296,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte, last uint64) error {
 			results, err := s.Ledger.AppendFromStream(ctx, raws, last)
 			for _, r := range results {
-				if r.Quarantined {
-					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "code", r.Code, "reason", r.Reason)
+				switch {
+				case r.Quarantined:
+					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "code", r.Code, "reason", r.Reason)
+				case r.Duplicate:
+					cfg.Logger.Debug("event already stored", "event_id", r.EventID, "seq", r.Seq)
+				default:
+					cfg.Logger.Debug("event appended", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "seq", r.Seq)
 				}
 			}
 			return err

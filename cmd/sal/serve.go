@@ -168,13 +168,20 @@ func writeLimitFlags(fs *flag.FlagSet) func() (rate float64, burst int, err erro
 	}
 }
 
-// newLogger returns a structured logger writing text or JSON to w.
+// newLogger returns a structured logger writing text or JSON to w, at the
+// level SAL_LOG_LEVEL names (debug, info, warn, error; default info:
+// debug adds a line for every event the ledger appends).
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(env("SAL_LOG_LEVEL", "info"))); err != nil {
+		return nil, fmt.Errorf("SAL_LOG_LEVEL must be debug, info, warn or error: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log must be text or json, got %q", format)
 }
