@@ -1,16 +1,22 @@
 package system_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/supplier-accountability/sal/broker"
+	"github.com/supplier-accountability/sal/envelope"
+	"github.com/supplier-accountability/sal/keys"
+	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
 	"github.com/supplier-accountability/sal/system"
 	"github.com/supplier-accountability/sal/system/systemtest"
 )
@@ -212,4 +218,66 @@ func getPage(t *testing.T, u string, session *http.Cookie) string {
 		t.Fatalf("GET %s: %d", u, resp.StatusCode)
 	}
 	return sb.String()
+}
+
+// TestSplitKeyRotation: `sal keys init -rotate commitments` and a restart
+// of the commitments service replace its key: the new one is authorized
+// and the old one retired by root-signed events the service publishes;
+// writes go on; an event signed with the old key is quarantined as
+// retired_key; the log verifies.
+func TestSplitKeyRotation(t *testing.T) {
+	sp := startSplit(t)
+	acme, auditor := sp.tokens["supplier:acme-health"], sp.tokens["auditor"]
+	gw := system.RoleGateway
+	if c, b := sp.do(t, gw, "POST", "/v1/suppliers", acme, `{"supplier_id":"acme-health","name":"Acme"}`); c != 201 {
+		t.Fatalf("register: %d %v", c, b)
+	}
+	oldKey, err := keys.Load(filepath.Join(sp.KeyDir(), "commitments.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := envelope.NewSigner(oldKey)
+	if _, err := system.InitKeys(sp.KeyDir(), sp.RootKeyFile(), []string{"commitments"}, sp.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.RestartService(system.RoleCommitments); err != nil {
+		t.Fatal(err)
+	}
+	if c, b := sp.do(t, gw, "POST", "/v1/suppliers/acme-health/commitments", acme, `{"standard":"DICOM","version":"2024d","product":"PACS","target_date":"2027-06-30"}`); c != 201 {
+		t.Fatalf("commit after the rotation: %d %v", c, b)
+	}
+	ledgerOfRecord := sp.Ledger().Ledger
+	if err := sp.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a, ok := ledgerOfRecord.Registry().Lookup(old.KeyID())
+	if !ok || a.RetiredAt == 0 {
+		t.Fatalf("old key %s not retired in the ledger of record: %+v", old.KeyID(), a)
+	}
+	newKey, err := keys.Load(filepath.Join(sp.KeyDir(), "commitments.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := ledgerOfRecord.Registry().Lookup(envelope.NewSigner(newKey).KeyID()); !ok || n.RetiredAt != 0 {
+		t.Fatalf("new key not in force: %+v", n)
+	}
+	raw, ev, err := old.Seal(envelope.Draft{SupplierID: "acme-health", OccurredAt: sp.clock.now(), Payload: &pb.CommitmentMade{CommitmentId: "cm_old_key", StandardId: "DICOM", StandardVersion: "2024d", Product: "x", TargetDate: "2027-12-31"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.NewPublisher(sp.Ledger().JetStream()).Publish(context.Background(), broker.Subject(ev.Type, "acme-health"), ev.EventId, raw); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := ledgerOfRecord.Wait(ctx, ev.EventId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Quarantined || !strings.Contains(r.Reason, "retired") {
+		t.Fatalf("event signed with the retired key: %+v, want quarantined as retired", r)
+	}
+	if c, b := sp.do(t, gw, "POST", "/v1/audit/verify", auditor, ""); c != 200 || b["ok"] != true {
+		t.Fatalf("verify after the rotation: %d %v", c, b)
+	}
 }

@@ -83,15 +83,41 @@ func Start(tb testing.TB, cfg system.Config) *Split {
 func (s *Split) start() {
 	s.tb.Helper()
 	for _, role := range Services {
-		cfg := s.base
-		cfg.Role, cfg.DataDir, cfg.Services = role, filepath.Join(s.base.DataDir, role), s.URLs
-		sys, err := system.Start(context.Background(), cfg)
-		if err != nil {
-			s.tb.Fatalf("systemtest: start %s: %v", role, err)
+		if err := s.startOne(role); err != nil {
+			s.tb.Fatal(err)
 		}
-		s.Systems[role] = sys
-		s.routes[role].h.Store(&sys.Handler)
 	}
+}
+
+func (s *Split) startOne(role string) error {
+	cfg := s.base
+	cfg.Role, cfg.DataDir, cfg.Services = role, filepath.Join(s.base.DataDir, role), s.URLs
+	sys, err := system.Start(context.Background(), cfg)
+	if err != nil {
+		return fmt.Errorf("systemtest: start %s: %w", role, err)
+	}
+	s.Systems[role] = sys
+	s.routes[role].h.Store(&sys.Handler)
+	return nil
+}
+
+// RestartService stops one service and starts it again on its data, as an
+// operator does after changing its keys.
+func (s *Split) RestartService(role string) error {
+	if sys, ok := s.Systems[role]; ok {
+		if err := sys.Close(); err != nil {
+			return fmt.Errorf("systemtest: close %s: %w", role, err)
+		}
+		delete(s.Systems, role)
+	}
+	return s.startOne(role)
+}
+
+// KeyDir is the key directory the services read; RootKeyFile the registry
+// root's private key, which none of them holds (for sal keys init).
+func (s *Split) KeyDir() string { return s.base.KeyDir }
+func (s *Split) RootKeyFile() string {
+	return filepath.Join(s.base.DataDir, "offline", "registry-root.key")
 }
 
 // Gateway is the URL users call.
