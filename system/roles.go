@@ -80,7 +80,7 @@ var routed = []routedService{
 	{RoleAssessments, func(r api.Router) { assessments.New(nil, nil, nil).Register(r) }},
 	{RoleScorecards, func(r api.Router) { scorecards.New(nil, nil, nil).Register(r) }},
 	{RoleEnforcement, func(r api.Router) { enforcement.New(nil, nil, nil, nil, nil).Register(r) }},
-	{RoleLedger, func(r api.Router) { audit.New(nil, "").Register(r) }},
+	{RoleLedger, func(r api.Router) { audit.New(nil, nil, "").Register(r) }},
 }
 
 // serviceKeys loads the signing key of each emitting service this process

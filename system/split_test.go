@@ -176,6 +176,12 @@ func TestSplitServicesBehaveAsOneProcess(t *testing.T) {
 	if c != 200 || b["ok"] != true {
 		t.Fatalf("audit verify through the gateway: %d %v", c, b)
 	}
+	// The full verification: every entry, the signed checkpoints, the
+	// replayed scorecards; its root is the ledger of record's.
+	_, lb := sp.do(t, system.RoleLedger, "GET", "/readyz", "", "")
+	if b["verified"].(float64) < lb["size"].(float64) || b["checkpoints"].(float64) < 1 || b["suppliers"].(float64) != 1 {
+		t.Fatalf("verify answered %v; the ledger of record is at %v", b, lb)
+	}
 }
 
 // testClock is the one clock every process of the split system reads.

@@ -368,7 +368,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		case "enforcement":
 			s.Enforcer.Register(mux)
 		case RoleLedger:
-			audit.New(s.Ledger, s.CheckpointKey).Register(mux)
+			audit.New(s.Ledger, rootPub, s.CheckpointKey).Register(mux)
 		}
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,7 @@
 package audit
 
 import (
-	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	verify "github.com/supplier-accountability/sal/audit"
 	"github.com/supplier-accountability/sal/auth"
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
@@ -33,8 +34,8 @@ type log interface {
 	ConsistencyProof(older, newer uint64) (tlog.TreeProof, error)
 	TreeHead(size uint64) (tlog.Hash, error)
 	Quarantine(from uint64, limit int) ([]ledger.QuarantineRecord, error)
-	Verify(ctx context.Context) (uint64, error)
 	Registry() *keys.Registry
+	verify.Source
 }
 
 var _ log = (*ledger.Ledger)(nil)
@@ -42,12 +43,17 @@ var _ log = (*ledger.Ledger)(nil)
 // Service serves the audit routes.
 type Service struct {
 	log           log
+	root          ed25519.PublicKey
 	checkpointKey string
 }
 
-// New returns the service. checkpointKey is the signed-note verifier key of
-// the ledger's checkpoints, published so auditors can check them.
-func New(l log, checkpointKey string) *Service { return &Service{log: l, checkpointKey: checkpointKey} }
+// New returns the service. root is the registry root key the ledger trusts;
+// checkpointKey is the signed-note verifier key of the ledger's
+// checkpoints, published so auditors can check them. POST /v1/audit/verify
+// judges the log with exactly these, as `sal verify` does offline.
+func New(l log, root ed25519.PublicKey, checkpointKey string) *Service {
+	return &Service{log: l, root: root, checkpointKey: checkpointKey}
+}
 
 // VerifyRoute re-verifies the whole ledger: its answer takes as long as the
 // ledger is big, so a gateway in front must not time it out either.
@@ -173,16 +179,16 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
 	// timeout must not lose its answer. It still stops when the caller
 	// goes away.
 	_ = api.LiftWriteDeadline(w)
-	n, err := s.log.Verify(r.Context())
-	var ce *ledger.ChainError
-	switch {
-	case errors.As(err, &ce):
-		api.WriteJSON(w, http.StatusOK, map[string]any{"ok": false, "verified": n, "first_bad_seq": ce.Seq, "reason": ce.Err.Error()})
-	case err != nil:
+	rep, err := verify.Verify(r.Context(), s.log, verify.Trust{RootKey: s.root, CheckpointKey: s.checkpointKey})
+	if err != nil {
 		api.WriteError(w, err)
-	default:
-		api.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "verified": n})
+		return
 	}
+	out := map[string]any{"ok": rep.OK(), "verified": rep.Entries, "checkpoints": rep.Checkpoints, "suppliers": rep.Suppliers, "root": hex.EncodeToString(rep.Root[:])}
+	if rep.Failure != nil {
+		out["first_bad_seq"], out["reason"] = rep.Failure.Seq, rep.Failure.Reason
+	}
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
