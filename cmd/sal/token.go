@@ -36,6 +36,6 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", tok)
-	fmt.Fprintf(stderr, "token for %s issued; it is shown only now. A running system picks it up within a second.\n", *role)
+	fmt.Fprintf(stderr, "token for %s issued; it is shown only now. A running system accepts it at once.\n", *role)
 	return nil
 }
