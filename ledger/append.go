@@ -156,10 +156,12 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([
 		l.cards[id] = c
 	}
 	l.reg = reg
-	l.notify(results)
+	// Count the batch before waking its waiters: whoever waited for an
+	// event then finds it in the metrics too.
 	if l.obs != nil {
 		l.obs.Batch(results, time.Since(start))
 	}
+	l.notify(results)
 	return results, nil
 }
 
