@@ -35,6 +35,46 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// streamWith starts an embedded server whose event stream holds n
+// messages, messages(n), in order; all is stopped when the test ends.
+func streamWith(t *testing.T, n int) (jetstream.JetStream, context.Context) {
+	t.Helper()
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := broker.ConnectEmbedded(srv, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if _, err := broker.EnsureStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	pub := broker.NewPublisher(js)
+	for i, m := range messages(n) {
+		if err := pub.Publish(ctx, "sal.events.test.acme", fmt.Sprintf("id-%d", i), []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return js, ctx
+}
+
+func messages(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("message %02d", i)
+	}
+	return out
+}
+
 // flakyAppender fails its first failures calls, then stores what it is
 // given; it records every call.
 type flakyAppender struct {
@@ -73,34 +113,8 @@ func (a *flakyAppender) snapshot() (calls [][]string, stored []string) {
 // then everything is stored once, in publish order, with the position of
 // the last message. It logs the failure once and the recovery.
 func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := broker.ConnectEmbedded(srv, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := broker.EnsureStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	pub := broker.NewPublisher(js)
-	var want []string
-	for i := range 20 {
-		m := fmt.Sprintf("message %02d", i)
-		if err := pub.Publish(ctx, "sal.events.test.acme", fmt.Sprintf("id-%d", i), []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, m)
-	}
+	js, ctx := streamWith(t, 20)
+	want := messages(20)
 
 	app := &flakyAppender{failures: 4}
 	logs := &lockedBuffer{}
@@ -154,34 +168,8 @@ func TestConsumeRetriesAFailedBatchWholeAndInOrder(t *testing.T) {
 // each batch's last stream sequence — what a ledger restarted after a crash
 // (or a new replica, from 1) reads.
 func TestConsumeResumesAfterTheLedgersPosition(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := broker.ConnectEmbedded(srv, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := broker.EnsureStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	pub := broker.NewPublisher(js)
-	var all []string
-	for i := range 50 {
-		m := fmt.Sprintf("message %02d", i)
-		if err := pub.Publish(ctx, "sal.events.test.acme", fmt.Sprintf("id-%d", i), []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, m)
-	}
+	js, ctx := streamWith(t, 50)
+	all := messages(50)
 	for _, from := range []uint64{1, 31, 50} {
 		app := &flakyAppender{}
 		cctx, stop := context.WithCancel(ctx)

@@ -34,31 +34,42 @@ import (
 	"github.com/supplier-accountability/sal/system"
 )
 
-var buildOnce struct {
+// build is a binary built once for the package's tests.
+type build struct {
 	sync.Once
 	bin string
 	err error
 }
 
-// salBinary builds cmd/sal once for the package's tests.
-func salBinary(t *testing.T) string {
+var salBuild, natsBuild build
+
+// binary builds the Go package pkg (a path or a module path) once, as
+// name, and returns the binary's path.
+func (b *build) binary(t *testing.T, pkg, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.Do(func() {
 		dir, err := os.MkdirTemp("", "sal-faults-bin-")
 		if err != nil {
-			buildOnce.err = err
+			b.err = err
 			return
 		}
-		buildOnce.bin = filepath.Join(dir, "sal")
-		out, err := exec.Command("go", "build", "-o", buildOnce.bin, "../cmd/sal").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		b.bin = filepath.Join(dir, name)
+		if out, err := exec.Command("go", "build", "-o", b.bin, pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildOnce.bin
+	return b.bin
+}
+
+// salBinary builds cmd/sal once for the package's tests.
+func salBinary(t *testing.T) string { return salBuild.binary(t, "../cmd/sal", "sal") }
+
+// natsServerBinary builds nats-server at the module version go.mod pins.
+func natsServerBinary(t *testing.T) string {
+	return natsBuild.binary(t, "github.com/nats-io/nats-server/v2", "nats-server")
 }
 
 func freePort(t *testing.T) int {

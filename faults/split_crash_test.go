@@ -21,33 +21,6 @@ import (
 	"github.com/supplier-accountability/sal/system"
 )
 
-var natsBuild struct {
-	sync.Once
-	bin string
-	err error
-}
-
-// natsServerBinary builds nats-server from the module version go.mod pins.
-func natsServerBinary(t *testing.T) string {
-	t.Helper()
-	natsBuild.Do(func() {
-		dir, err := os.MkdirTemp("", "sal-faults-nats-")
-		if err != nil {
-			natsBuild.err = err
-			return
-		}
-		natsBuild.bin = filepath.Join(dir, "nats-server")
-		out, err := exec.Command("go", "build", "-o", natsBuild.bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-		if err != nil {
-			natsBuild.err = fmt.Errorf("go build nats-server: %v\n%s", err, out)
-		}
-	})
-	if natsBuild.err != nil {
-		t.Fatal(natsBuild.err)
-	}
-	return natsBuild.bin
-}
-
 // splitStack is the system as separate processes: a nats-server process
 // (fsync on every message) and one `sal serve` process per service.
 type splitStack struct {

@@ -217,16 +217,13 @@ func Encode(c *Card) ([]byte, error) {
 	}
 	out := make([]byte, 0, c.lastSize+64)
 	out = append(out, head[:len(head)-1]...)
-	for _, f := range []func([]byte) ([]byte, error){
-		func(b []byte) ([]byte, error) { return records(b, `,"commitments":`, c.Commitments, c.encoded) },
-		func(b []byte) ([]byte, error) { return records(b, `,"breaches":`, c.Breaches, c.encoded) },
-		func(b []byte) ([]byte, error) { return records(b, `,"remediation_plans":`, c.Plans, c.encoded) },
-		func(b []byte) ([]byte, error) { return records(b, `,"disputes":`, c.Disputes, c.encoded) },
-		func(b []byte) ([]byte, error) { return records(b, `,"disinvestment_reviews":`, c.Reviews, c.encoded) },
-	} {
-		if out, err = f(out); err != nil {
-			return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
-		}
+	out = records(out, `,"commitments":`, c.Commitments, c.encoded, &err)
+	out = records(out, `,"breaches":`, c.Breaches, c.encoded, &err)
+	out = records(out, `,"remediation_plans":`, c.Plans, c.encoded, &err)
+	out = records(out, `,"disputes":`, c.Disputes, c.encoded, &err)
+	out = records(out, `,"disinvestment_reviews":`, c.Reviews, c.encoded, &err)
+	if err != nil {
+		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
 	}
 	out = append(out, ',')
 	out = append(out, tail[1:]...)
@@ -235,11 +232,15 @@ func Encode(c *Card) ([]byte, error) {
 }
 
 // records appends the field name and the JSON array of xs, reusing each
-// record's encoding from enc unless Apply dropped it.
-func records[T any](out []byte, field string, xs []*T, enc map[any][]byte) ([]byte, error) {
+// record's encoding from enc unless Apply dropped it. After an error (kept
+// in *err) it appends nothing more.
+func records[T any](out []byte, field string, xs []*T, enc map[any][]byte, err *error) []byte {
+	if *err != nil {
+		return out
+	}
 	out = append(out, field...)
 	if xs == nil {
-		return append(out, "null"...), nil
+		return append(out, "null"...)
 	}
 	out = append(out, '[')
 	for i, x := range xs {
@@ -248,9 +249,8 @@ func records[T any](out []byte, field string, xs []*T, enc map[any][]byte) ([]by
 		}
 		b, ok := enc[x]
 		if !ok {
-			var err error
-			if b, err = json.Marshal(x); err != nil {
-				return nil, err
+			if b, *err = json.Marshal(x); *err != nil {
+				return out
 			}
 			if x != nil {
 				enc[x] = b
@@ -258,7 +258,7 @@ func records[T any](out []byte, field string, xs []*T, enc map[any][]byte) ([]by
 		}
 		out = append(out, b...)
 	}
-	return append(out, ']'), nil
+	return append(out, ']')
 }
 
 // New returns the empty card of a supplier.

@@ -89,10 +89,10 @@ var routed = []routedService{
 // publishes the root-signed authorization that InitKeys made for it.
 func (s *System) serviceKeys(ctx context.Context, cfg Config, role, keyDir string, rootKey ed25519.PrivateKey) (map[string]*envelope.Signer, error) {
 	signers := map[string]*envelope.Signer{}
+	if err := checkRotate(cfg.RotateKeys); err != nil {
+		return nil, err
+	}
 	for _, name := range cfg.RotateKeys {
-		if !slices.ContainsFunc(emitting, func(s service) bool { return s.name == name }) {
-			return nil, fmt.Errorf("system: no service %q to rotate the key of (services: commitments, assessments, enforcement)", name)
-		}
 		if rootKey == nil {
 			return nil, fmt.Errorf("system: rotating the %s key needs the registry root key, which split services do not hold: use sal keys init -rotate %s", name, name)
 		}
@@ -195,6 +195,16 @@ func (s *System) publishAuthorization(ctx context.Context, signer *envelope.Sign
 	return nil
 }
 
+// checkRotate refuses a name that is not an emitting service's.
+func checkRotate(names []string) error {
+	for _, name := range names {
+		if !slices.ContainsFunc(emitting, func(s service) bool { return s.name == name }) {
+			return fmt.Errorf("system: no service %q to rotate the key of (services: commitments, assessments, enforcement)", name)
+		}
+	}
+	return nil
+}
+
 // KeysReport says what InitKeys made.
 type KeysReport struct {
 	RootPublicKey string   // hex
@@ -233,10 +243,8 @@ func InitKeys(dir, rootPath string, rotate []string, now time.Time) (KeysReport,
 		rep.Created = append(rep.Created, filepath.Join(dir, "checkpoint.key"))
 	}
 	root := envelope.NewSigner(rootKey)
-	for _, name := range rotate {
-		if !slices.ContainsFunc(emitting, func(s service) bool { return s.name == name }) {
-			return rep, fmt.Errorf("system: no service %q to rotate the key of (services: commitments, assessments, enforcement)", name)
-		}
+	if err := checkRotate(rotate); err != nil {
+		return rep, err
 	}
 	for _, svc := range emitting {
 		authPath := filepath.Join(dir, svc.name+AuthorizationSuffix)
@@ -334,9 +342,6 @@ func (s *System) proxyTo(mux *http.ServeMux, svc routedService, base string) err
 	target, err := url.Parse(base)
 	if err != nil || target.Scheme == "" || target.Host == "" {
 		return fmt.Errorf("system: the %s service's URL %q is not an absolute http URL", svc.name, base)
-	}
-	if s.lastWrite == nil {
-		s.lastWrite = &latestWrite{}
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

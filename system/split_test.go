@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -24,8 +25,6 @@ import (
 type split struct {
 	*systemtest.Split
 	clock  *testClock
-	urls   map[string]string
-	sys    map[string]*system.System
 	tokens map[string]string
 }
 
@@ -33,7 +32,7 @@ func startSplit(t *testing.T) *split {
 	t.Helper()
 	clock := &testClock{at: time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)}
 	st := systemtest.Start(t, system.Config{DataDir: t.TempDir(), Now: clock.now})
-	sp := &split{Split: st, clock: clock, urls: st.URLs, sys: st.Systems, tokens: map[string]string{}}
+	sp := &split{Split: st, clock: clock, tokens: map[string]string{}}
 	for _, d := range st.DemoTokens {
 		sp.tokens[d.Role] = d.Token
 	}
@@ -42,7 +41,7 @@ func startSplit(t *testing.T) *split {
 
 func (sp *split) do(t *testing.T, role, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, sp.urls[role]+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, sp.URLs[role]+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +120,7 @@ func TestSplitServicesBehaveAsOneProcess(t *testing.T) {
 	// The pages: sign in at the gateway and record an assessment through
 	// the form; the assessments service authenticates the user itself.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.PostForm(sp.urls[gw]+"/signin", url.Values{"token": {commercial}})
+	resp, err := noRedirect.PostForm(sp.URLs[gw]+"/signin", url.Values{"token": {commercial}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +134,13 @@ func TestSplitServicesBehaveAsOneProcess(t *testing.T) {
 	if session == nil {
 		t.Fatal("no session cookie after sign-in")
 	}
-	form := getPage(t, sp.urls[gw]+"/suppliers/acme-health/actions/assess?commitment="+cm, session)
+	form := getPage(t, sp.URLs[gw]+"/suppliers/acme-health/actions/assess?commitment="+cm, session)
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(form)
 	if csrf == nil {
 		t.Fatalf("no CSRF token on the assessment form: %s", form)
 	}
 	vals := url.Values{"csrf": {csrf[1]}, "commitment": {cm}, "outcome": {"conformant"}, "evidence_ref": {"ASSURE-2"}, "assessor": {"R. Okafor"}}
-	req, _ := http.NewRequest("POST", sp.urls[gw]+"/suppliers/acme-health/actions/assess", strings.NewReader(vals.Encode()))
+	req, _ := http.NewRequest("POST", sp.URLs[gw]+"/suppliers/acme-health/actions/assess", strings.NewReader(vals.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(session)
 	resp, err = noRedirect.Do(req)
@@ -152,14 +151,14 @@ func TestSplitServicesBehaveAsOneProcess(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("assessment form: %d", resp.StatusCode)
 	}
-	if page := getPage(t, sp.urls[gw]+"/suppliers/acme-health", session); !strings.Contains(page, "ASSURE-2") || !strings.Contains(page, "Signed and stored in the ledger") {
+	if page := getPage(t, sp.URLs[gw]+"/suppliers/acme-health", session); !strings.Contains(page, "ASSURE-2") || !strings.Contains(page, "Signed and stored in the ledger") {
 		t.Fatalf("the scorecard page after the form does not show the assessment it recorded")
 	}
 
 	// Every replica reaches the ledger of record's size and Merkle root
 	// (enforcement may still be adding consequences: compare each replica
 	// with the ledger of record as it stands at the same moment).
-	for role := range sp.sys {
+	for role := range sp.Systems {
 		for {
 			_, lb := sp.do(t, system.RoleLedger, "GET", "/readyz", "", "")
 			_, b := sp.do(t, role, "GET", "/readyz", "", "")
@@ -211,19 +210,11 @@ func getPage(t *testing.T, u string, session *http.Cookie) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		sb.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
 	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", u, resp.StatusCode)
-	}
-	return sb.String()
+	return string(b)
 }
 
 // TestSplitKeyRotation: `sal keys init -rotate commitments` and a restart

@@ -348,6 +348,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	mux := http.NewServeMux()
+	if role == RoleGateway {
+		s.lastWrite = &latestWrite{}
+	}
 	for _, svc := range routed {
 		switch {
 		case role == RoleGateway:

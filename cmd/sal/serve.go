@@ -123,18 +123,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer sys.Close()
 
-	srv := api.NewServer(sys.Handler, api.Timeouts{})
+	err = runServer(ctx, api.NewServer(sys.Handler, api.Timeouts{}), ln, logger, func() {
+		logger.Info("service up", "http", ln.Addr().String(), "data", *dataDir, "nats", *natsURL)
+		fmt.Fprintf(stdout, "sal %s is up on http://%s (data %s, NATS %s)\n", role, ln.Addr(), *dataDir, *natsURL)
+		printTokens(stdout, sys.DemoTokens)
+	})
+	if err != nil {
+		return err
+	}
+	if err := sys.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+// runServer serves srv on ln, calls ready once it is serving, and returns
+// when ctx ends (after letting requests in flight finish, for up to 10 s)
+// or the server fails.
+func runServer(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger, ready func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("service up", "http", ln.Addr().String(), "data", *dataDir, "nats", *natsURL)
-	fmt.Fprintf(stdout, "sal %s is up on http://%s (data %s, NATS %s)\n", role, ln.Addr(), *dataDir, *natsURL)
-	for _, t := range sys.DemoTokens {
-		if t.Role == sys.DemoTokens[0].Role {
-			fmt.Fprintln(stdout, "\nDemo credentials, shown this once (only their hashes are kept):")
-		}
-		fmt.Fprintf(stdout, "  %-26s %s\n", t.Role, t.Token)
-	}
-
+	ready()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -147,11 +157,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := srv.Shutdown(shutCtx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
-	if err := sys.Close(); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	logger.Info("stopped cleanly")
 	return nil
+}
+
+// printTokens lists the credentials a first start created; it reports
+// whether there were any.
+func printTokens(w io.Writer, toks []system.DemoToken) bool {
+	if len(toks) == 0 {
+		return false
+	}
+	fmt.Fprintln(w, "\nDemo credentials, shown this once (only their hashes are kept):")
+	for _, t := range toks {
+		fmt.Fprintf(w, "  %-26s %s\n", t.Role, t.Token)
+	}
+	return true
 }
 
 // writeLimitFlags defines -write-rate and -write-burst; the function it

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -104,40 +103,23 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	srv := api.NewServer(sys.Handler, api.Timeouts{})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-
-	broker := "embedded NATS JetStream (store " + *dataDir + "/nats)"
-	if *natsURL != "" {
-		broker = "NATS at " + *natsURL
-	} else if *natsListen != "" {
-		broker += ", clients on nats://" + *natsListen
-	}
-	fmt.Fprintf(stdout, "sal is up\n  pages:   http://%s/\n  API:     http://%s\n  data:    %s (ledger %s/ledger.db)\n  broker:  %s\n", ln.Addr(), ln.Addr(), *dataDir, *dataDir, broker)
-	if all := append(append([]system.DemoToken{}, sys.DemoTokens...), demoTokens...); len(all) > 0 {
-		fmt.Fprintln(stdout, "\nDemo credentials, shown this once (only their hashes are kept):")
-		for _, t := range all {
-			fmt.Fprintf(stdout, "  %-26s %s\n", t.Role, t.Token)
+	err = runServer(ctx, api.NewServer(sys.Handler, api.Timeouts{}), ln, logger, func() {
+		broker := "embedded NATS JetStream (store " + *dataDir + "/nats)"
+		if *natsURL != "" {
+			broker = "NATS at " + *natsURL
+		} else if *natsListen != "" {
+			broker += ", clients on nats://" + *natsListen
 		}
-	} else {
-		fmt.Fprintln(stdout, "  tokens:  kept from an earlier start (issue more with: sal token -role ...)")
-	}
-	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
+		fmt.Fprintf(stdout, "sal is up\n  pages:   http://%s/\n  API:     http://%s\n  data:    %s (ledger %s/ledger.db)\n  broker:  %s\n", ln.Addr(), ln.Addr(), *dataDir, *dataDir, broker)
+		if !printTokens(stdout, append(append([]system.DemoToken{}, sys.DemoTokens...), demoTokens...)) {
+			fmt.Fprintln(stdout, "  tokens:  kept from an earlier start (issue more with: sal token -role ...)")
 		}
+		fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, "stopping...")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		logger.Warn("http shutdown", "err", err)
-	}
 	if err := sys.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}

@@ -80,8 +80,11 @@ func (e *Emitter) Replayed(eventID string) (Outcome, bool, error) {
 		return Outcome{}, false, nil
 	}
 	r, ok, err := e.ledger.Lookup(eventID)
-	if err != nil || !ok || r.Quarantined {
-		return Outcome{}, false, err
+	if err != nil {
+		return Outcome{}, false, fmt.Errorf("emit: look up %s: %w", eventID, err)
+	}
+	if !ok || r.Quarantined {
+		return Outcome{}, false, nil
 	}
 	return Outcome{EventID: eventID, Seq: r.Seq, Replayed: true}, true, nil
 }
@@ -93,14 +96,10 @@ var ErrRefused = errors.New("emit: ledger refused the event")
 // ledger. eventID may be empty (a fresh id is drawn); a caller retrying the
 // same request passes the same id and the event is stored once.
 func (e *Emitter) Emit(ctx context.Context, eventID, supplierID string, at time.Time, payload proto.Message) (Outcome, error) {
-	if eventID != "" {
-		// A retried request: if its event is already in the ledger, answer
-		// as the first attempt was answered instead of emitting again.
-		if r, ok, err := e.ledger.Lookup(eventID); err != nil {
-			return Outcome{}, fmt.Errorf("emit: look up %s: %w", eventID, err)
-		} else if ok && !r.Quarantined {
-			return Outcome{EventID: eventID, Seq: r.Seq, Replayed: true}, nil
-		}
+	// A retried request: if its event is already in the ledger, answer as
+	// the first attempt was answered instead of emitting again.
+	if out, ok, err := e.Replayed(eventID); err != nil || ok {
+		return out, err
 	}
 	raw, ev, err := e.signer.Seal(envelope.Draft{EventID: eventID, SupplierID: supplierID, OccurredAt: at, Payload: payload})
 	if err != nil {
@@ -117,10 +116,8 @@ func (e *Emitter) EmitSealed(ctx context.Context, raw []byte) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("emit: %w", err)
 	}
-	if r, ok, err := e.ledger.Lookup(o.Event.EventId); err != nil {
-		return Outcome{}, fmt.Errorf("emit: look up %s: %w", o.Event.EventId, err)
-	} else if ok && !r.Quarantined {
-		return Outcome{EventID: o.Event.EventId, Seq: r.Seq, Replayed: true}, nil
+	if out, ok, err := e.Replayed(o.Event.EventId); err != nil || ok {
+		return out, err
 	}
 	return e.send(ctx, o.Event, raw)
 }

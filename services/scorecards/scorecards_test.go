@@ -19,33 +19,42 @@ import (
 	"github.com/supplier-accountability/sal/services/scorecards"
 )
 
-// BenchmarkScorecardCold serves scorecards of the generated workload (200
-// events a supplier, as `sal bench` makes) with nothing cached: the cost
-// of a read of a supplier nobody asked about lately.
-func BenchmarkScorecardCold(b *testing.B) {
-	k := bench.DeterministicKeys("cold")
-	const n = 20_000
+// now is the moment the generated ledgers are read at.
+var now = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// generated is a ledger of n generated events (bench.Events) in a temporary
+// directory, and the rules engine.
+func generated(tb testing.TB, n int) (*ledger.Ledger, *rules.Engine) {
+	tb.Helper()
+	k := bench.DeterministicKeys("scorecards")
 	evs, err := bench.Events(k, n)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true})
+	l, err := ledger.Open(filepath.Join(tb.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer l.Close()
+	tb.Cleanup(func() { l.Close() })
 	for i := 0; i < n; i += 1000 {
 		if _, err := l.Append(context.Background(), evs[i:min(i+1000, n)]); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	cal, err := calendar.England()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return l, rules.New(cal)
+}
+
+// BenchmarkScorecardCold serves scorecards of the generated workload (200
+// events a supplier, as `sal bench` makes) with nothing cached: the cost
+// of a read of a supplier nobody asked about lately.
+func BenchmarkScorecardCold(b *testing.B) {
+	const n = 20_000
+	l, engine := generated(b, n)
 	ids := bench.SupplierIDs(n)
-	engine := rules.New(cal)
 	ctx := auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Commercial, Name: "bench"})
 	b.ResetTimer()
 	for i := range b.N {
@@ -65,26 +74,8 @@ func BenchmarkScorecardCold(b *testing.B) {
 // card's bytes with the rating and clocks added) says exactly what the
 // View encoded as JSON says, for every supplier of the generated workload.
 func TestServedScorecardIsTheViewAsJSON(t *testing.T) {
-	k := bench.DeterministicKeys("served")
 	const n = 4_000
-	evs, err := bench.Events(k, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if _, err := l.Append(context.Background(), evs); err != nil {
-		t.Fatal(err)
-	}
-	cal, err := calendar.England()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := rules.New(cal)
+	l, engine := generated(t, n)
 	mux := http.NewServeMux()
 	scorecards.New(l, engine, func() time.Time { return now }).Register(mux)
 	ctx := auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Commercial, Name: "test"})
