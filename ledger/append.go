@@ -79,6 +79,9 @@ type batch struct {
 	cards    map[string]*scorecard.Card
 	regUp    bool
 	cp       *Checkpointer
+	pending  map[string]storedCard // cards changed since the last flush
+	flush    bool                  // write every changed card in this batch
+	updates  map[string]storedCard // this batch's cards, set by finish
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -113,8 +116,11 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([
 	reg := l.reg.Clone()
 	opened, verified := verifyAhead(reg, raws)
 	var touched map[string]*scorecard.Card
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: l.now(), cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified}
+	var updates map[string]storedCard
+	now := l.now()
+	flush := l.pending.due(now)
+	err := l.commit(func(tx *bolt.Tx) error {
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified, pending: l.pending.cards, flush: flush}
 		touched = b.cards
 		for i, raw := range raws {
 			b.index = i
@@ -129,8 +135,10 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([
 				return err
 			}
 		}
-		return b.finish()
-	})
+		err := b.finish()
+		updates = b.updates
+		return err
+	}, func() { l.pending.committed(updates, flush, now) })
 	if err != nil {
 		// The cards touched were changed in memory by a batch that did not
 		// commit: forget them.
@@ -267,7 +275,12 @@ func (b *batch) card(supplierID string) (*scorecard.Card, error) {
 		return c, nil
 	}
 	c := scorecard.New(supplierID)
-	if v := b.tx.Bucket(bucketScorecards).Get([]byte(supplierID)); v != nil {
+	if p, ok := b.pending[supplierID]; ok {
+		var err error
+		if c, err = scorecard.Decode(p.json); err != nil {
+			return nil, fmt.Errorf("supplier %s: %w", supplierID, err)
+		}
+	} else if v := b.tx.Bucket(bucketScorecards).Get([]byte(supplierID)); v != nil {
 		var err error
 		if c, err = scorecard.Decode(v); err != nil {
 			return nil, fmt.Errorf("supplier %s: %w", supplierID, err)
@@ -314,17 +327,17 @@ func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result,
 }
 
 func (b *batch) finish() error {
+	b.updates = make(map[string]storedCard, len(b.cards))
 	for id, c := range b.cards {
-		v, err := scorecard.Encode(c)
+		s, err := newStoredCard(c)
 		if err != nil {
 			return err
 		}
-		if err := b.tx.Bucket(bucketScorecards).Put([]byte(id), v); err != nil {
-			return fmt.Errorf("put scorecard %s: %w", id, err)
-		}
-		sum := sha256.Sum256(v)
-		if err := b.tx.Bucket(bucketCardDigests).Put([]byte(id), sum[:]); err != nil {
-			return fmt.Errorf("put scorecard digest %s: %w", id, err)
+		b.updates[id] = s
+	}
+	if b.flush {
+		if err := writeCards(b.tx, b.head.seq, b.pending, b.updates); err != nil {
+			return err
 		}
 	}
 	if b.regUp {

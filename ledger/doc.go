@@ -15,6 +15,10 @@
 //	            "qhead"       -> seq(8) of the last quarantine record
 //	            "stream_seq"  -> the JetStream stream sequence(8) of the last
 //	                             message stored: where reading resumes
+//	            "cards_seq"   -> seq(8) the stored scorecards reflect; the
+//	                             cards of later entries are written in bulk
+//	                             (projection.go) and replayed at Open after
+//	                             a crash
 //	events      seq           -> entry (below)
 //	event_ids   event id      -> seq
 //	quarantine  qseq          -> JSON QuarantineRecord

@@ -91,6 +91,9 @@ type Ledger struct {
 	// cards keeps decoded scorecards between batches (guarded by
 	// appendMu), so a batch does not decode the cards it touches again.
 	cards map[string]*scorecard.Card
+	// pending are the cards changed since they were last written to the
+	// file (see projection.go).
+	pending pendingCards
 
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
@@ -171,6 +174,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		}
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
+	l.pending.cards = map[string]storedCard{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update
 	if opts.ReadOnly {
@@ -217,6 +221,10 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	l.reg = reg
+	if err := l.catchUp(opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
 	return l, nil
 }
 
@@ -269,15 +277,20 @@ func loadRegistry(tx *bolt.Tx, reg *keys.Registry) error {
 	})
 }
 
-// Close closes the file and wakes every waiter with ErrClosed.
+// Close writes the pending scorecards, closes the file and wakes every
+// waiter with ErrClosed.
 func (l *Ledger) Close() error {
+	var ferr error
+	if !l.db.IsReadOnly() {
+		ferr = l.flush()
+	}
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
 		close(l.updated)
 	}
 	l.mu.Unlock()
-	return l.db.Close()
+	return errors.Join(ferr, l.db.Close())
 }
 
 // Path is the file the ledger lives in.

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +23,11 @@ const pageSize = 2048
 // Scorecard returns the stored projection of one supplier, as JSON.
 func (l *Ledger) Scorecard(supplierID string) ([]byte, error) {
 	var out []byte
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
 		v := tx.Bucket(bucketScorecards).Get([]byte(supplierID))
+		if p, ok := pending[supplierID]; ok {
+			v = p.json
+		}
 		if v == nil {
 			return fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
 		}
@@ -47,11 +49,13 @@ func (l *Ledger) Card(supplierID string) (*scorecard.Card, error) {
 // Suppliers lists the ids of every supplier with a scorecard, in order.
 func (l *Ledger) Suppliers() ([]string, error) {
 	var ids []string
-	err := l.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketScorecards).ForEach(func(k, _ []byte) error {
+	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
+		err := tx.Bucket(bucketScorecards).ForEach(func(k, _ []byte) error {
 			ids = append(ids, string(k))
 			return nil
 		})
+		ids = mergeIDs(ids, pending)
+		return err
 	})
 	return ids, err
 }
@@ -221,29 +225,27 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	if err := l.Scan(ctx, func(e Entry) error { return Project(cards, e) }); err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
 	}
-	return l.db.Update(func(tx *bolt.Tx) error {
+	now := l.now()
+	return l.commit(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketScorecards); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("ledger: rebuild: drop scorecards: %w", err)
 		}
-		b, err := tx.CreateBucket(bucketScorecards)
-		if err != nil {
+		if _, err := tx.CreateBucket(bucketScorecards); err != nil {
 			return fmt.Errorf("ledger: rebuild: %w", err)
 		}
+		all := make(map[string]storedCard, len(cards))
 		for id, c := range cards {
-			v, err := scorecard.Encode(c)
+			s, err := newStoredCard(c)
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(id), v); err != nil {
-				return fmt.Errorf("ledger: rebuild: put %s: %w", id, err)
-			}
-			sum := sha256.Sum256(v)
-			if err := tx.Bucket(bucketCardDigests).Put([]byte(id), sum[:]); err != nil {
-				return fmt.Errorf("ledger: rebuild: put digest %s: %w", id, err)
-			}
+			all[id] = s
+		}
+		if err := writeCards(tx, readHead(tx).seq, all); err != nil {
+			return fmt.Errorf("ledger: rebuild: %w", err)
 		}
 		return nil
-	})
+	}, func() { l.pending.reset(now) })
 }
 
 var bucketSupplierEvents = []byte("supplier_events")

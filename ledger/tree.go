@@ -96,17 +96,6 @@ func CardsDigest(cardHashes map[string][32]byte) [32]byte {
 	return out
 }
 
-func cardsDigestTx(tx *bolt.Tx) ([32]byte, error) {
-	m := map[string][32]byte{}
-	err := tx.Bucket(bucketCardDigests).ForEach(func(k, v []byte) error {
-		var s [32]byte
-		copy(s[:], v)
-		m[string(k)] = s
-		return nil
-	})
-	return CardsDigest(m), err
-}
-
 // Checkpoint is a parsed checkpoint body (C2SP tlog-checkpoint): origin,
 // tree size, root hash, and the extension line committing to the
 // scorecards' digest at that size.
@@ -182,10 +171,7 @@ func (b *batch) checkpoint(cp *Checkpointer) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", b.head.seq, err)
 	}
-	digest, err := cardsDigestTx(b.tx)
-	if err != nil {
-		return err
-	}
+	digest := cardsDigestOver(b.tx, b.pending, b.updates)
 	c := Checkpoint{Origin: cp.Origin, Size: b.head.seq, Root: root, CardsDigest: digest}
 	signed, err := note.Sign(&note.Note{Text: c.Text()}, cp.Signer)
 	if err != nil {
@@ -296,7 +282,11 @@ func (l *Ledger) Checkpoints() ([][]byte, error) {
 // to know whether it changed.
 func (l *Ledger) CardDigest(supplierID string) ([32]byte, error) {
 	var d [32]byte
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
+		if p, ok := pending[supplierID]; ok {
+			d = p.digest
+			return nil
+		}
 		v := tx.Bucket(bucketCardDigests).Get([]byte(supplierID))
 		if len(v) != 32 {
 			return fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)

@@ -1,0 +1,161 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/supplier-accountability/sal/bench"
+	"github.com/supplier-accountability/sal/keys"
+	"github.com/supplier-accountability/sal/ledger"
+)
+
+// copyFile copies a ledger file between commits: what a crash leaves on
+// disk (every committed batch, nothing of the cards still pending).
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedPositions reads, without the ledger, the log head and the
+// position the stored scorecards reflect.
+func storedPositions(t *testing.T, path string) (head, cards uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket([]byte("meta"))
+		if v := meta.Get([]byte("head")); len(v) == 40 {
+			head = beU64(v[:8])
+		}
+		cards = beU64(meta.Get([]byte("cards_seq")))
+		return nil
+	})
+	return head, cards
+}
+
+func beU64(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// A crash loses the scorecards changed since they were last written to
+// the file, never the events: reopening replays them, and every card and
+// digest is as the running ledger served it, writable or read-only.
+func TestCrashLosesNoProjectedState(t *testing.T) {
+	k := bench.DeterministicKeys("crash")
+	evs, err := bench.Events(k, 3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := k.Root.Public().(ed25519.PublicKey)
+	cs, _, _ := keys.NoteSigner("sal.test/crash", k.Root)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	opts := ledger.Options{Now: func() time.Time { return now }, Checkpoints: &ledger.Checkpointer{Origin: "sal.test/crash", Signer: cs}}
+	l, err := ledger.Open(path, root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < len(evs); i += 256 {
+		if _, err := l.Append(context.Background(), evs[i:min(i+256, len(evs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := l.Suppliers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) < 10 {
+		t.Fatalf("%d suppliers, want the generator's many", len(ids))
+	}
+	live := map[string][]byte{}
+	digests := map[string][32]byte{}
+	for _, id := range ids {
+		if live[id], err = l.Scorecard(id); err != nil {
+			t.Fatal(err)
+		}
+		if digests[id], err = l.CardDigest(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	crashed := filepath.Join(dir, "crashed.db")
+	copyFile(t, path, crashed)
+	head, cardsSeq := storedPositions(t, crashed)
+	if head != uint64(len(evs)) || cardsSeq >= head {
+		t.Fatalf("crashed copy: head %d, stored cards at %d; want head %d and cards behind it (pending in memory)", head, cardsSeq, len(evs))
+	}
+	readOnly := filepath.Join(dir, "read-only.db")
+	copyFile(t, crashed, readOnly)
+
+	for _, c := range []struct {
+		name string
+		path string
+		ro   bool
+	}{{"writable", crashed, false}, {"read-only", readOnly, true}} {
+		o := opts
+		o.ReadOnly = c.ro
+		if c.ro {
+			o.Checkpoints = nil
+		}
+		r, err := ledger.Open(c.path, root, o)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, err := r.Suppliers()
+		if err != nil || len(got) != len(ids) {
+			t.Fatalf("%s: %d suppliers (%v), want %d", c.name, len(got), err, len(ids))
+		}
+		for _, id := range ids {
+			card, err := r.Scorecard(id)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if !bytes.Equal(card, live[id]) {
+				t.Fatalf("%s: scorecard of %s after the crash differs from the one served before it", c.name, id)
+			}
+			if d, err := r.CardDigest(id); err != nil || d != digests[id] {
+				t.Fatalf("%s: digest of %s after the crash: %x (%v), want %x", c.name, id, d, err, digests[id])
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if head, cardsSeq := storedPositions(t, crashed); cardsSeq != head {
+		t.Fatalf("writable reopen stored cards at %d, head %d: want them written up to the head", cardsSeq, head)
+	}
+	if _, cardsSeq2 := storedPositions(t, readOnly); cardsSeq2 != cardsSeq {
+		t.Fatalf("read-only open changed the file: cards at %d, was %d", cardsSeq2, cardsSeq)
+	}
+}
