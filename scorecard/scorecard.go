@@ -56,6 +56,9 @@ type Card struct {
 	// commitment and one other). lastSize sizes the next encoding.
 	encoded  map[any][]byte
 	lastSize int
+	// idx finds the card's records by id for Apply; nil until Apply first
+	// runs on the card (see index).
+	idx *index
 }
 
 // Commitment is one promise: a standard at a version, for a product, by a date.
@@ -311,7 +314,7 @@ func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
 	c.LastSeq = seq
 	c.EventCount++
 	c.LastEventTime = time.Unix(0, ev.OccurredAtUnixNano).UTC().Format(time.RFC3339Nano)
-	if reason := apply(c, seq, ev, payload); reason != "" {
+	if reason := apply(c, c.indexed(), seq, ev, payload); reason != "" {
 		c.Ignored = append(c.Ignored, Ignored{Seq: seq, Event: ev.EventId, Reason: reason})
 	}
 	// Only the commitment an event is about can change its latest
@@ -350,7 +353,14 @@ func (c *Card) subject(payload proto.Message) string {
 	return ""
 }
 
+// commitmentOf is the id of the commitment an assessment assesses, or "".
 func (c *Card) commitmentOf(assessmentID string) string {
+	if c.idx != nil {
+		if x, ok := c.idx.assessments[assessmentID]; ok {
+			return x.cm.ID
+		}
+		return ""
+	}
 	for _, cm := range c.Commitments {
 		for _, a := range cm.Assessments {
 			if a.ID == assessmentID {
@@ -361,7 +371,9 @@ func (c *Card) commitmentOf(assessmentID string) string {
 	return ""
 }
 
-func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
+// apply applies one event to the card and its index ix, or returns why the
+// event does not fit the card.
+func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) string {
 	switch p := payload.(type) {
 	case *pb.SupplierRegistered:
 		if c.Registered {
@@ -372,11 +384,13 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if c.commitment(p.CommitmentId) != nil {
 			return "commitment " + p.CommitmentId + " already exists"
 		}
-		c.Commitments = append(c.Commitments, &Commitment{
+		cm := &Commitment{
 			ID: p.CommitmentId, StandardID: p.StandardId, StandardVersion: p.StandardVersion,
 			Product: p.Product, ProductVersion: p.ProductVersion, TargetDate: p.TargetDate,
 			MadeBy: p.MadeBy, MadeEvent: ev.EventId, Assessments: []*Assessment{},
-		})
+		}
+		c.Commitments = append(c.Commitments, cm)
+		ix.addCommitment(cm)
 	case *pb.CommitmentWithdrawn:
 		cm := c.commitment(p.CommitmentId)
 		if cm == nil {
@@ -402,6 +416,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			Event:      ev.EventId, Seq: seq,
 		}
 		cm.Assessments = append(cm.Assessments, a)
+		ix.addAssessment(a, cm)
 		delete(c.encoded, cm)
 	case *pb.BreachRaised:
 		if c.commitment(p.CommitmentId) == nil {
@@ -410,11 +425,13 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if c.breach(p.BreachId) != nil {
 			return "breach " + p.BreachId + " already raised"
 		}
-		c.Breaches = append(c.Breaches, &Breach{
+		b := &Breach{
 			ID: p.BreachId, CommitmentID: p.CommitmentId, AssessmentID: p.AssessmentId,
 			Severity: SeverityName(p.Severity), Reason: p.Reason, RaisedOn: p.RaisedOn,
 			Status: BreachOpen, Rule: citation(p.Rule), Event: ev.EventId, Seq: seq,
-		})
+		}
+		c.Breaches = append(c.Breaches, b)
+		ix.addBreach(b)
 	case *pb.BreachClosed:
 		b := c.breach(p.BreachId)
 		if b == nil {
@@ -427,6 +444,7 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if p.Closure == pb.BreachClosure_BREACH_CLOSURE_WITHDRAWN {
 			b.Status = BreachWithdrawn
 		}
+		ix.open[b.CommitmentID]-- // no longer open against its commitment
 		cit := citation(p.Rule)
 		b.ClosedOn, b.ClosedBy = p.ClosedOn, &cit
 		delete(c.encoded, b)
@@ -446,15 +464,14 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if c.breach(p.BreachId) == nil {
 			return "plan for unknown breach " + p.BreachId
 		}
-		for _, x := range c.Plans {
-			if x.ID == p.PlanId {
-				return "plan " + p.PlanId + " already agreed (a replay under a new event id?)"
-			}
+		if _, ok := ix.plans[p.PlanId]; ok {
+			return "plan " + p.PlanId + " already agreed (a replay under a new event id?)"
 		}
 		c.Plans = append(c.Plans, &Plan{
 			ID: p.PlanId, BreachID: p.BreachId, DueDate: p.DueDate, Summary: p.Summary,
 			AgreedBy: p.AgreedBy, AgreedOn: p.AgreedOn, Event: ev.EventId,
 		})
+		ix.plans[p.PlanId] = struct{}{}
 	case *pb.DisputeOpened:
 		a := c.assessment(p.AssessmentId)
 		if a == nil {
@@ -464,10 +481,12 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 			return "dispute " + p.DisputeId + " already opened (a replay under a new event id?)"
 		}
 		a.Disputed = true
-		c.Disputes = append(c.Disputes, &Dispute{
+		d := &Dispute{
 			ID: p.DisputeId, AssessmentID: p.AssessmentId, Grounds: p.Grounds,
 			OpenedBy: p.OpenedBy, OpenedOn: p.OpenedOn, Status: "open", Event: ev.EventId,
-		})
+		}
+		c.Disputes = append(c.Disputes, d)
+		ix.addDispute(d)
 	case *pb.DisputeResolved:
 		d := c.dispute(p.DisputeId)
 		if d == nil {
@@ -489,10 +508,12 @@ func apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) string {
 		if c.review(p.ReviewId) != nil {
 			return "review " + p.ReviewId + " already opened (a replay under a new event id?)"
 		}
-		c.Reviews = append(c.Reviews, &Review{
+		r := &Review{
 			ID: p.ReviewId, OpenedOn: p.OpenedOn, BreachIDs: append([]string{}, p.BreachIds...),
 			Status: "open", Rule: citation(p.Rule), Event: ev.EventId,
-		})
+		}
+		c.Reviews = append(c.Reviews, r)
+		ix.addReview(r)
 	case *pb.DisinvestmentReviewClosed:
 		r := c.review(p.ReviewId)
 		if r == nil {
@@ -524,10 +545,8 @@ func (c *Card) status(cm *Commitment) string {
 	if cm.Withdrawal != nil {
 		return StatusWithdrawn
 	}
-	for _, b := range c.Breaches {
-		if b.CommitmentID == cm.ID && b.Status == BreachOpen {
-			return StatusBreached
-		}
+	if c.breached(cm.ID) {
+		return StatusBreached
 	}
 	switch a := cm.LatestAssessment; {
 	case a == nil:
@@ -539,7 +558,27 @@ func (c *Card) status(cm *Commitment) string {
 	}
 }
 
+// breached reports whether any breach is open against the commitment.
+func (c *Card) breached(commitmentID string) bool {
+	if c.idx != nil {
+		return c.idx.open[commitmentID] > 0
+	}
+	for _, b := range c.Breaches {
+		if b.CommitmentID == commitmentID && b.Status == BreachOpen {
+			return true
+		}
+	}
+	return false
+}
+
+// The lookups below use the card's index once Apply has built it, and scan
+// the card's lists before: a card read back by Decode and shared by
+// readers is never written to by a lookup.
+
 func (c *Card) commitment(id string) *Commitment {
+	if c.idx != nil {
+		return c.idx.commitments[id]
+	}
 	for _, cm := range c.Commitments {
 		if cm.ID == id {
 			return cm
@@ -555,6 +594,9 @@ func (c *Card) Commitment(id string) *Commitment { return c.commitment(id) }
 func (c *Card) Assessment(id string) *Assessment { return c.assessment(id) }
 
 func (c *Card) assessment(id string) *Assessment {
+	if c.idx != nil {
+		return c.idx.assessments[id].a
+	}
 	for _, cm := range c.Commitments {
 		for _, a := range cm.Assessments {
 			if a.ID == id {
@@ -566,6 +608,9 @@ func (c *Card) assessment(id string) *Assessment {
 }
 
 func (c *Card) breach(id string) *Breach {
+	if c.idx != nil {
+		return c.idx.breaches[id]
+	}
 	for _, b := range c.Breaches {
 		if b.ID == id {
 			return b
@@ -578,6 +623,9 @@ func (c *Card) breach(id string) *Breach {
 func (c *Card) Breach(id string) *Breach { return c.breach(id) }
 
 func (c *Card) dispute(id string) *Dispute {
+	if c.idx != nil {
+		return c.idx.disputes[id]
+	}
 	for _, d := range c.Disputes {
 		if d.ID == id {
 			return d
@@ -590,6 +638,9 @@ func (c *Card) dispute(id string) *Dispute {
 func (c *Card) Dispute(id string) *Dispute { return c.dispute(id) }
 
 func (c *Card) review(id string) *Review {
+	if c.idx != nil {
+		return c.idx.reviews[id]
+	}
 	for _, r := range c.Reviews {
 		if r.ID == id {
 			return r
