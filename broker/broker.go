@@ -200,17 +200,19 @@ func (p *Publisher) Publish(ctx context.Context, subject, eventID string, raw []
 }
 
 // Appender is what the consumer feeds: the ledger, which stores a batch
-// together with the stream sequence of its last message.
+// together with the stream sequence of its last message. caughtUp says
+// the stream held nothing more when the batch was read (the ledger then
+// publishes at once; see ledger.AppendFromStream).
 type Appender interface {
-	Append(ctx context.Context, raws [][]byte, last uint64) error
+	Append(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error
 }
 
 // AppendFunc adapts a function to Appender.
-type AppendFunc func(ctx context.Context, raws [][]byte, last uint64) error
+type AppendFunc func(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error
 
 // Append calls f.
-func (f AppendFunc) Append(ctx context.Context, raws [][]byte, last uint64) error {
-	return f(ctx, raws, last)
+func (f AppendFunc) Append(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error {
+	return f(ctx, raws, last, caughtUp)
 }
 
 // Retry pacing of a batch the ledger failed to store.
@@ -225,7 +227,7 @@ const (
 // damaged page) keeps the batch and tries it again with backoff until it
 // commits or ctx ends — the same messages in the same order, so a failure
 // neither loses nor reorders anything.
-func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint64, log *slog.Logger) error {
+func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint64, caughtUp bool, log *slog.Logger) error {
 	var (
 		start    time.Time
 		lastLog  time.Time
@@ -233,7 +235,7 @@ func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint6
 		wait     = retryFirst
 	)
 	for {
-		err := app.Append(ctx, raws, last)
+		err := app.Append(ctx, raws, last, caughtUp)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -334,7 +336,8 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 		if err != nil {
 			return fmt.Errorf("broker: message without stream metadata: %w", err)
 		}
-		if err := appendRetrying(ctx, app, raws, md.Sequence.Stream, log); err != nil {
+		caughtUp := md.NumPending == 0 && len(msgs) == 0
+		if err := appendRetrying(ctx, app, raws, md.Sequence.Stream, caughtUp, log); err != nil {
 			return nil // ctx ended; nothing of the batch is stored
 		}
 	}

@@ -85,7 +85,7 @@ type flakyAppender struct {
 	last     uint64 // stream position of the last batch stored
 }
 
-func (a *flakyAppender) Append(_ context.Context, raws [][]byte, last uint64) error {
+func (a *flakyAppender) Append(_ context.Context, raws [][]byte, last uint64, _ bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var call []string

@@ -32,8 +32,9 @@ func (f *failures) BatchFailed(_ int, err error) {
 // TestLedgerDiskFull appends to a ledger on a small tmpfs until its disk is
 // full. The batch that does not fit fails with ErrNoSpace, stores nothing
 // (head unchanged, even when tried again), is reported to the observer and
-// by AppendFailure; once space returns the same batch commits whole, in
-// order, and the ledger verifies, scorecard digests included.
+// by AppendFailure, and the scorecards it changed in memory are restored;
+// once space returns the same batch commits whole, in order, and the
+// ledger verifies, scorecard digests included.
 func TestLedgerDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a disk")
@@ -63,9 +64,11 @@ func TestLedgerDiskFull(t *testing.T) {
 	ctx := context.Background()
 	var failed [][]byte
 	next := 0
+	// Read as from a stream with more behind: stored, not yet published,
+	// so the failing batch also finds cards only in memory (dirty).
 	for next < len(evs) {
 		batch := evs[next:min(next+256, len(evs))]
-		if _, err := l.Append(ctx, batch); err != nil {
+		if _, err := l.AppendFromStream(ctx, batch, uint64(next+len(batch)), false); err != nil {
 			if !errors.Is(err, ledger.ErrNoSpace) {
 				t.Fatalf("append at %d: %v, want ErrNoSpace", next, err)
 			}
@@ -84,7 +87,7 @@ func TestLedgerDiskFull(t *testing.T) {
 	if head != uint64(next) {
 		t.Fatalf("head %d after the failed batch, want %d (nothing of it stored)", head, next)
 	}
-	if _, err := l.Append(ctx, failed); !errors.Is(err, ledger.ErrNoSpace) {
+	if _, err := l.AppendFromStream(ctx, failed, uint64(next+len(failed)), false); !errors.Is(err, ledger.ErrNoSpace) {
 		t.Fatalf("the same batch on the still full disk: %v, want ErrNoSpace", err)
 	}
 	if h, _, _ := l.Head(); h != head {
@@ -103,7 +106,7 @@ func TestLedgerDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	res, err := l.Append(ctx, failed)
+	res, err := l.AppendFromStream(ctx, failed, uint64(next+len(failed)), true)
 	if err != nil {
 		t.Fatalf("the batch once space returned: %v", err)
 	}

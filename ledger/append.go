@@ -76,20 +76,23 @@ type batch struct {
 	reg      *keys.Registry
 	head     head
 	now      time.Time
-	cards    map[string]*scorecard.Card
+	cards    map[string]*scorecard.Card // the cards this batch changes
 	regUp    bool
 	cp       *Checkpointer
-	pending  map[string]storedCard // cards changed since the last flush
-	flush    bool                  // write every changed card in this batch
-	updates  map[string]storedCard // this batch's cards, set by finish
+	dirty    map[string]*scorecard.Card // changed by committed batches not yet published
+	pending  map[string]storedCard      // published since the last flush
+	publish  bool                       // publish in this batch (see publish.go)
+	flush    bool                       // and write every pending card
+	updates  map[string]storedCard      // the cards published, set by finish
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
-// returns what became of each, in order. An error means nothing of the batch
-// was stored (the caller must not move past it); refusals of single
+// returns what became of each, in order, once they are published: on the
+// scorecards and under a signed checkpoint. An error means nothing of the
+// batch was stored (the caller must not move past it); refusals of single
 // messages are not errors but quarantine records.
 func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
-	return l.append(ctx, raws, 0)
+	return l.append(ctx, raws, 0, true)
 }
 
 // AppendFromStream is Append for a batch read from the event stream, whose
@@ -98,29 +101,40 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 // resumes reading after exactly what it stored, in stream order. Every
 // replica of the ledger therefore appends the same events in the same
 // order and reaches the same Merkle root.
-func (l *Ledger) AppendFromStream(ctx context.Context, raws [][]byte, last uint64) ([]Result, error) {
+//
+// caughtUp says the stream holds nothing after this batch. While it does,
+// the ledger publishes (scorecards, checkpoint, waiters) at most every
+// publishEvery instead of after every batch; the events are stored either
+// way.
+func (l *Ledger) AppendFromStream(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) ([]Result, error) {
 	if last == 0 {
 		return nil, errors.New("ledger: append from stream: no stream position")
 	}
-	return l.append(ctx, raws, last)
+	return l.append(ctx, raws, last, caughtUp)
 }
 
-func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([]Result, error) {
+func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, caughtUp bool) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	if l.broken != nil {
+		return nil, l.broken
+	}
 	start := time.Now()
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
 	opened, verified := verifyAhead(reg, raws)
 	var touched map[string]*scorecard.Card
 	var updates map[string]storedCard
+	var headSeq uint64
 	now := l.now()
-	flush := l.pending.due(now)
+	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
+	flush := publish && l.pending.due(now)
 	err := l.commit(func(tx *bolt.Tx) error {
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified, pending: l.pending.cards, flush: flush}
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified,
+			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush}
 		touched = b.cards
 		for i, raw := range raws {
 			b.index = i
@@ -136,20 +150,21 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([
 			}
 		}
 		err := b.finish()
-		updates = b.updates
+		updates, headSeq = b.updates, b.head.seq
 		return err
-	}, func() { l.pending.committed(updates, flush, now) })
-	if err != nil {
-		// The cards touched were changed in memory by a batch that did not
-		// commit: forget them.
-		for id := range touched {
-			delete(l.cards, id)
+	}, func() {
+		if publish {
+			l.pending.committed(updates, flush, now)
 		}
+	})
+	if err != nil {
+		rerr := l.forget(touched)
 		if noSpace(err) {
 			err = fmt.Errorf("ledger: append batch of %d: %w (nothing of the batch was stored): %w", len(raws), ErrNoSpace, err)
 		} else {
 			err = fmt.Errorf("ledger: append batch of %d: %w", len(raws), err)
 		}
+		err = errors.Join(err, rerr)
 		l.setFailure(err)
 		if fo, ok := l.obs.(FailureObserver); ok {
 			fo.BatchFailed(len(raws), err)
@@ -169,7 +184,19 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64) ([
 	if l.obs != nil {
 		l.obs.Batch(results, time.Since(start))
 	}
-	l.notify(results)
+	if !publish {
+		for id, c := range touched {
+			l.dirty[id] = c
+		}
+		l.unpublished = append(l.unpublished, results...)
+		return results, nil
+	}
+	clear(l.dirty)
+	l.lastPublish = now
+	woken := append(l.unpublished, results...)
+	l.unpublished = nil
+	l.published.Store(headSeq)
+	l.notify(woken)
 	return results, nil
 }
 
@@ -270,6 +297,10 @@ func (b *batch) card(supplierID string) (*scorecard.Card, error) {
 	if c, ok := b.cards[supplierID]; ok {
 		return c, nil
 	}
+	if c, ok := b.dirty[supplierID]; ok {
+		b.cards[supplierID] = c
+		return c, nil
+	}
 	if c, ok := b.cache[supplierID]; ok {
 		b.cards[supplierID] = c
 		return c, nil
@@ -327,17 +358,15 @@ func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result,
 }
 
 func (b *batch) finish() error {
-	b.updates = make(map[string]storedCard, len(b.cards))
-	for id, c := range b.cards {
-		s, err := newStoredCard(c)
-		if err != nil {
+	if b.publish {
+		var err error
+		if b.updates, err = encodeCards(b.dirty, b.cards); err != nil {
 			return err
 		}
-		b.updates[id] = s
-	}
-	if b.flush {
-		if err := writeCards(b.tx, b.head.seq, b.pending, b.updates); err != nil {
-			return err
+		if b.flush {
+			if err := writeCards(b.tx, b.head.seq, b.pending, b.updates); err != nil {
+				return err
+			}
 		}
 	}
 	if b.regUp {
@@ -357,8 +386,8 @@ func (b *batch) finish() error {
 	if err := b.tx.Bucket(bucketMeta).Put(keyHead, h); err != nil {
 		return err
 	}
-	if b.cp != nil {
-		return b.checkpoint(b.cp)
+	if b.publish && b.cp != nil {
+		return signCheckpoint(b.tx, b.cp, b.head.seq, cardsDigestOver(b.tx, b.pending, b.updates))
 	}
 	return nil
 }
@@ -405,7 +434,7 @@ func (l *Ledger) Wait(ctx context.Context, eventID string) (Result, error) {
 	l.mu.Unlock()
 	defer l.dropWaiter(eventID, ch)
 
-	if r, ok, err := l.Lookup(eventID); err != nil || ok {
+	if r, ok, err := l.Lookup(eventID); err != nil || (ok && (r.Quarantined || r.Seq <= l.published.Load())) {
 		return r, err
 	}
 	for {

@@ -31,6 +31,9 @@
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
+// Scorecards, checkpoints and waiters follow the log at publications
+// (publish.go); the stored cards may lag the log (cards_seq, projection.go).
+//
 // The Merkle leaf of an entry is 0x01 (leaf format version) || envelope;
 // its hash is SHA-256(0x00 || leaf). A checkpoint is a C2SP signed note:
 // origin, tree size, base64 root, and "sal-scorecards sha256:<hex>", the

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,9 +92,16 @@ type Ledger struct {
 	// cards keeps decoded scorecards between batches (guarded by
 	// appendMu), so a batch does not decode the cards it touches again.
 	cards map[string]*scorecard.Card
-	// pending are the cards changed since they were last written to the
-	// file (see projection.go).
+	// pending are the published cards changed since they were last
+	// written to the file (see projection.go).
 	pending pendingCards
+	// Publication (see publish.go), guarded by appendMu: the cards changed
+	// and the results of batches committed since the last publication.
+	dirty       map[string]*scorecard.Card
+	unpublished []Result
+	lastPublish time.Time
+	published   atomic.Uint64 // the head at the last publication
+	broken      error         // set when dirty cards could not be restored
 
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
@@ -114,7 +122,8 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync on commit. Only benchmarks of the raw cost set it.
 	NoSync bool
-	// Checkpoints, when set, signs a checkpoint after every committed batch.
+	// Checkpoints, when set, signs a checkpoint at every publication
+	// (see publish.go).
 	Checkpoints *Checkpointer
 	// ReadOnly opens an existing file for reading only (auditing, replay,
 	// export); appends fail.
@@ -175,6 +184,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
 	l.pending.cards = map[string]storedCard{}
+	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update
 	if opts.ReadOnly {
@@ -282,7 +292,7 @@ func loadRegistry(tx *bolt.Tx, reg *keys.Registry) error {
 func (l *Ledger) Close() error {
 	var ferr error
 	if !l.db.IsReadOnly() {
-		ferr = l.flush()
+		ferr = l.publishAll()
 	}
 	l.mu.Lock()
 	if !l.closed {

@@ -22,8 +22,8 @@ import (
 // in memory (pending: their JSON and digest), serves reads from there
 // first, and writes them all in one batch's transaction when they pass
 // flushBytes, when flushEvery has gone by since the last flush, and at
-// Close. The checkpoint of every batch still commits to every card as it
-// stands after that batch (stored digests overlaid by pending ones).
+// Close. Every checkpoint still commits to every card as it stands at its
+// size (stored digests overlaid by pending ones).
 //
 // meta "cards_seq" is the log position the stored cards reflect. After a
 // crash the pending cards are gone but the log has every event: Open
@@ -180,6 +180,7 @@ func (l *Ledger) catchUp(readOnly bool) error {
 		// The log was cut short behind the ledger's back: nothing to
 		// replay. Verification reports it; opening must not hide it.
 		l.pending.reset(l.now())
+		l.published.Store(to)
 		return nil
 	}
 	cards := map[string]*scorecard.Card{}
@@ -212,24 +213,40 @@ func (l *Ledger) catchUp(readOnly bool) error {
 		}
 		seq = page[len(page)-1].Seq + 1
 	}
-	updates := make(map[string]storedCard, len(cards))
-	for id, c := range cards {
-		s, err := newStoredCard(c)
-		if err != nil {
-			return err
-		}
-		updates[id] = s
+	updates, err := encodeCards(cards, nil)
+	if err != nil {
+		return err
 	}
 	now := l.now()
 	l.pending.reset(now)
+	l.published.Store(to)
+	l.lastPublish = now
 	if readOnly {
 		l.pending.committed(updates, false, now)
 		return nil
 	}
-	if len(updates) == 0 && !legacy {
+	var cpSize uint64
+	if err := l.db.View(func(tx *bolt.Tx) error {
+		cpSize = beUint64(tx.Bucket(bucketMeta).Get(keyCheckpointSize))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(updates) == 0 && !legacy && (l.cp == nil || cpSize == to) {
 		return nil
 	}
-	if err := l.db.Update(func(tx *bolt.Tx) error { return writeCards(tx, to, updates) }); err != nil {
+	err = l.db.Update(func(tx *bolt.Tx) error {
+		if err := writeCards(tx, to, updates); err != nil {
+			return err
+		}
+		if l.cp == nil {
+			return nil
+		}
+		// Batches committed but not yet published when the ledger
+		// stopped have no checkpoint: sign one at the head.
+		return signCheckpoint(tx, l.cp, to, cardsDigestOver(tx))
+	})
+	if err != nil {
 		return fmt.Errorf("ledger: bring scorecards up to seq %d: %w", to, err)
 	}
 	return nil
@@ -256,23 +273,6 @@ func (l *Ledger) storedCard(id string) (*scorecard.Card, error) {
 		return nil, fmt.Errorf("supplier %s: %w", id, err)
 	}
 	return c, nil
-}
-
-// flush writes the pending cards to the file (Close does).
-func (l *Ledger) flush() error {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	if len(l.pending.cards) == 0 {
-		return nil
-	}
-	now := l.now()
-	err := l.commit(func(tx *bolt.Tx) error {
-		return writeCards(tx, readHead(tx).seq, l.pending.cards)
-	}, func() { l.pending.reset(now) })
-	if err != nil {
-		return fmt.Errorf("ledger: write scorecards: %w", err)
-	}
-	return nil
 }
 
 // mergeIDs adds the pending cards' supplier ids to the stored ones

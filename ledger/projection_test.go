@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/supplier-accountability/sal/audit"
 	"github.com/supplier-accountability/sal/bench"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
@@ -157,5 +159,141 @@ func TestCrashLosesNoProjectedState(t *testing.T) {
 	}
 	if _, cardsSeq2 := storedPositions(t, readOnly); cardsSeq2 != cardsSeq {
 		t.Fatalf("read-only open changed the file: cards at %d, was %d", cardsSeq2, cardsSeq)
+	}
+}
+
+// Batches read from a stream that has more behind them are stored but
+// published together: until a caught-up batch (or Close), their events are
+// not on the scorecards, have no checkpoint and wake no waiter. A crash in
+// between loses nothing: reopening replays them and signs the checkpoint
+// they did not get, and the audit verifies. A batch that fails after
+// unpublished ones leaves their cards as the log says.
+func TestStreamBatchesArePublishedWhenCaughtUp(t *testing.T) {
+	k := bench.DeterministicKeys("publish")
+	evs, err := bench.Events(k, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := k.Root.Public().(ed25519.PublicKey)
+	cs, vkey, _ := keys.NoteSigner("sal.test/publish", k.Root)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	opts := ledger.Options{Now: func() time.Time { return now }, Checkpoints: &ledger.Checkpointer{Origin: "sal.test/publish", Signer: cs}}
+	l, err := ledger.Open(path, root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	cards := func(l *ledger.Ledger) map[string]string {
+		t.Helper()
+		ids, err := l.Suppliers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, id := range ids {
+			v, err := l.Scorecard(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[id] = string(v)
+		}
+		return out
+	}
+	if _, err := l.AppendFromStream(ctx, evs[:500], 500, true); err != nil {
+		t.Fatal(err)
+	}
+	published := cards(l)
+	res, err := l.AppendFromStream(ctx, evs[500:900], 900, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _, _ := l.Head(); head != 900 {
+		t.Fatalf("head %d, want 900: an unpublished batch is still stored", head)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if _, err := l.Wait(waitCtx, res[len(res)-1].EventID); err == nil {
+		t.Fatal("Wait returned for an event not yet published")
+	}
+	cancel()
+	if got := cards(l); len(got) != len(published) || fmt.Sprint(got) != fmt.Sprint(published) {
+		t.Fatal("the scorecards changed before the batch was published")
+	}
+	if _, err := l.SignedCheckpoint(900); err == nil {
+		t.Fatal("a checkpoint at 900 before the batch was published")
+	}
+
+	// A crash now: the copy has the batch, no checkpoint for it.
+	crashed := filepath.Join(dir, "crashed.db")
+	copyFile(t, path, crashed)
+	r, err := ledger.Open(crashed, root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SignedCheckpoint(900); err != nil {
+		t.Fatalf("reopened after a crash, no checkpoint at the head: %v", err)
+	}
+	if _, err := r.Wait(ctx, res[len(res)-1].EventID); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(ctx, r, audit.Trust{RootKey: root, CheckpointKey: vkey})
+	if err != nil || !rep.OK() || rep.Entries != 900 {
+		t.Fatalf("audit of the reopened copy: %+v %v", rep, err)
+	}
+	recovered := cards(r)
+	r.Close()
+
+	// A failing batch (cancelled before it starts: nothing stored)
+	// changes nothing; then a caught-up batch publishes everything.
+	woken := make(chan error, 1)
+	go func() {
+		_, err := l.Wait(ctx, res[0].EventID)
+		woken <- err
+	}()
+	cctx, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := l.AppendFromStream(cctx, evs[900:1000], 1000, false); err == nil {
+		t.Fatal("append with a cancelled context succeeded")
+	}
+	if _, err := l.AppendFromStream(ctx, evs[900:1500], 1500, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-woken:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiter for an event of an unpublished batch was not woken by the publication")
+	}
+	if _, err := l.SignedCheckpoint(1500); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := ledger.Open(path, root, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rep, err = audit.Verify(ctx, ro, audit.Trust{RootKey: root, CheckpointKey: vkey})
+	if err != nil || !rep.OK() || rep.Entries != 1500 {
+		t.Fatalf("audit after publication: %+v %v", rep, err)
+	}
+	// The recovered copy's cards at 900 are what the live ledger would
+	// have published at 900: replay them in a fresh ledger to compare.
+	fresh, err := ledger.Open(filepath.Join(dir, "fresh.db"), root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.Append(ctx, evs[:900]); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cards(fresh)) != fmt.Sprint(recovered) {
+		t.Fatal("cards replayed after the crash differ from the cards of the same 900 events appended at once")
 	}
 }

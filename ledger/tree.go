@@ -162,25 +162,26 @@ type Checkpointer struct {
 	Signer note.Signer
 }
 
-func (b *batch) checkpoint(cp *Checkpointer) error {
-	meta := b.tx.Bucket(bucketMeta)
-	if b.head.seq == 0 || beUint64(meta.Get(keyCheckpointSize)) == b.head.seq {
+// signCheckpoint signs and stores the checkpoint at size (the head), unless
+// there is one already.
+func signCheckpoint(tx *bolt.Tx, cp *Checkpointer, size uint64, cardsDigest [32]byte) error {
+	meta := tx.Bucket(bucketMeta)
+	if size == 0 || beUint64(meta.Get(keyCheckpointSize)) == size {
 		return nil
 	}
-	root, err := tlog.TreeHash(int64(b.head.seq), hashReader(b.tx))
+	root, err := tlog.TreeHash(int64(size), hashReader(tx))
 	if err != nil {
-		return fmt.Errorf("checkpoint at %d: %w", b.head.seq, err)
+		return fmt.Errorf("checkpoint at %d: %w", size, err)
 	}
-	digest := cardsDigestOver(b.tx, b.pending, b.updates)
-	c := Checkpoint{Origin: cp.Origin, Size: b.head.seq, Root: root, CardsDigest: digest}
+	c := Checkpoint{Origin: cp.Origin, Size: size, Root: root, CardsDigest: cardsDigest}
 	signed, err := note.Sign(&note.Note{Text: c.Text()}, cp.Signer)
 	if err != nil {
-		return fmt.Errorf("sign checkpoint at %d: %w", b.head.seq, err)
+		return fmt.Errorf("sign checkpoint at %d: %w", size, err)
 	}
-	if err := b.tx.Bucket(bucketCheckpoints).Put(u64(b.head.seq), signed); err != nil {
+	if err := tx.Bucket(bucketCheckpoints).Put(u64(size), signed); err != nil {
 		return err
 	}
-	return meta.Put(keyCheckpointSize, u64(b.head.seq))
+	return meta.Put(keyCheckpointSize, u64(size))
 }
 
 // SignedCheckpoint returns the signed note of the checkpoint at size, or

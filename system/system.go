@@ -293,8 +293,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte, last uint64) error {
-			results, err := s.Ledger.AppendFromStream(ctx, raws, last)
+		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error {
+			results, err := s.Ledger.AppendFromStream(ctx, raws, last, caughtUp)
 			for _, r := range results {
 				switch {
 				case r.Quarantined:

@@ -219,7 +219,7 @@ func (s *Service) checkpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := s.log.SignedCheckpoint(size)
 	if errors.Is(err, ledger.ErrNoCheckpoint) {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, "no checkpoint at size %d (checkpoints are published after each committed batch)", size))
+		api.WriteError(w, api.Errorf(http.StatusNotFound, "no checkpoint at size %d (checkpoints are published after each batch, or at least every 250 ms while events keep arriving)", size))
 		return
 	}
 	if err != nil {
