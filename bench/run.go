@@ -160,13 +160,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := publishFile(ctx, sys.JetStream(), eventsFile); err != nil {
 		return nil, err
 	}
+	// Done when the last event is published: stored, on its scorecard and
+	// under a signed checkpoint.
 	want := base + uint64(o.Events)
 	for {
-		head, _, err := sys.Ledger.Head()
-		if err != nil {
-			return nil, err
-		}
-		if head >= want {
+		if _, err := sys.Ledger.SignedCheckpoint(want); err == nil {
 			break
 		}
 		select {

@@ -61,10 +61,10 @@ func reasonCode(err error) string {
 }
 
 // maxCachedCards bounds the decoded scorecards kept between batches: a
-// decoded card of a supplier with a long history takes a few hundred KiB,
-// so this keeps the cache to a few hundred MiB at most, whatever the size
-// of the ledger.
-const maxCachedCards = 1024
+// decoded card of a supplier with a 200-event history takes about 100 KiB
+// (records, their encodings, the index), so this keeps the cache to a few
+// hundred MiB at most, whatever the size of the ledger.
+const maxCachedCards = 4096
 
 // batch is the state of one Append transaction.
 type batch struct {
@@ -172,11 +172,17 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, ca
 		return nil, err
 	}
 	l.setFailure(nil)
-	if len(l.cards)+len(touched) > maxCachedCards {
-		clear(l.cards)
-	}
 	for id, c := range touched {
 		l.cards[id] = c
+	}
+	// Over the bound, drop cards at random (map order): a supplier's card
+	// is decoded again when its next event comes. Unpublished cards stay
+	// in dirty meanwhile.
+	for id := range l.cards {
+		if len(l.cards) <= maxCachedCards {
+			break
+		}
+		delete(l.cards, id)
 	}
 	l.reg = reg
 	// Count the batch before waking its waiters: whoever waited for an
