@@ -370,6 +370,20 @@ func publishFile(ctx context.Context, js jetstream.JetStream, path string) error
 		return err
 	}
 	defer f.Close()
+	// As the services do: through the group-committing publisher, in
+	// order, with up to maxOutstanding events handed over and not yet
+	// acknowledged (as many concurrent writers would).
+	const maxOutstanding = 4096
+	pub := broker.NewPublisher(js)
+	var outstanding []<-chan error
+	wait := func(ch <-chan error) error {
+		select {
+		case err := <-ch:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	for {
 		var l [4]byte
@@ -386,16 +400,20 @@ func publishFile(ctx context.Context, js jetstream.JetStream, path string) error
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishAsync(broker.Subject(o.Event.Type, o.Event.SupplierId), raw, jetstream.WithMsgID(o.Event.EventId), jetstream.WithStallWait(time.Minute)); err != nil {
+		outstanding = append(outstanding, pub.Enqueue(broker.Subject(o.Event.Type, o.Event.SupplierId), o.Event.EventId, raw))
+		if len(outstanding) == maxOutstanding {
+			if err := wait(outstanding[0]); err != nil {
+				return err
+			}
+			outstanding = outstanding[1:]
+		}
+	}
+	for _, ch := range outstanding {
+		if err := wait(ch); err != nil {
 			return err
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 func queries(ctx context.Context, sys *system.System, suppliers []string, rate int, d time.Duration) (p50, p99, rps float64, err error) {

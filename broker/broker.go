@@ -6,7 +6,9 @@
 // Subjects are "sal.events.<type>.<supplier id>" ("_registry" for key
 // registry events), in one stream, SAL_EVENTS, kept on file. The event id is
 // the JetStream message id, so a republished event is dropped by JetStream
-// within the duplicate window and by the ledger after it.
+// within the duplicate window and by the ledger after it. Envelopes
+// published together travel as one batch message on "sal.events.batch"
+// (see publish.go); the ledger drops a republished event by its id.
 //
 // Durability: the embedded server runs with sync_always, so a publish is
 // acknowledged only once the message is fsynced to the stream's file. An
@@ -173,32 +175,6 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	return s, nil
 }
 
-// Publisher publishes sealed envelopes.
-type Publisher struct {
-	js jetstream.JetStream
-}
-
-// NewPublisher returns a publisher on js.
-func NewPublisher(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
-
-// ErrUnavailable means the broker did not acknowledge the event: it may or
-// may not have been stored, and publishing it again (same id) is safe.
-var ErrUnavailable = errors.New("broker: event stream unavailable")
-
-// Publish sends raw with its event id as the message id and returns once
-// JetStream has acknowledged storing it (or dropping it as a duplicate).
-func (p *Publisher) Publish(ctx context.Context, subject, eventID string, raw []byte) error {
-	_, err := p.js.Publish(ctx, subject, raw,
-		jetstream.WithMsgID(eventID),
-		jetstream.WithExpectStream(StreamName),
-		jetstream.WithRetryAttempts(3),
-	)
-	if err != nil {
-		return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, eventID, err)
-	}
-	return nil
-}
-
 // Appender is what the consumer feeds: the ledger, which stores a batch
 // together with the stream sequence of its last message. caughtUp says
 // the stream held nothing more when the batch was read (the ledger then
@@ -265,7 +241,8 @@ func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint6
 }
 
 // Consume feeds the stream to app in stream order, from stream sequence
-// from on, in batches of up to maxBatch. It reads with an ordered consumer
+// from on, in batches of about maxBatch envelopes (whole messages: a batch
+// message is never split). It reads with an ordered consumer
 // (no acknowledgements: the ledger keeps its own position, stored with each
 // batch in the same transaction, and the caller passes it back as from+1
 // after a restart), so every ledger replica gets every message once, in
@@ -310,29 +287,26 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 	}
 	defer cc.Stop()
 
-	batch := make([]jetstream.Msg, 0, maxBatch)
 	raws := make([][]byte, 0, maxBatch)
 	for {
-		batch, raws = batch[:0], raws[:0]
+		var last jetstream.Msg
+		raws = raws[:0]
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-msgs:
-			batch = append(batch, m)
+			raws, last = appendEnvelopes(raws, m), m
 		}
 	drain:
-		for len(batch) < maxBatch {
+		for len(raws) < maxBatch {
 			select {
 			case m := <-msgs:
-				batch = append(batch, m)
+				raws, last = appendEnvelopes(raws, m), m
 			default:
 				break drain
 			}
 		}
-		for _, m := range batch {
-			raws = append(raws, m.Data())
-		}
-		md, err := batch[len(batch)-1].Metadata()
+		md, err := last.Metadata()
 		if err != nil {
 			return fmt.Errorf("broker: message without stream metadata: %w", err)
 		}

@@ -159,6 +159,12 @@ var emitting = []service{
 	{"enforcement", enforcement.EventTypes},
 }
 
+// ledgerBatch is about how many envelopes the ledger stores per
+// transaction when the stream has them waiting: one fsync, one
+// verification batch per core. Publication (scorecards, checkpoint) is
+// paced separately (ledger.AppendFromStream).
+const ledgerBatch = 4096
+
 // Start brings the instance up. Close it when done.
 func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if cfg.Now == nil {
@@ -307,7 +313,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			}
 			return err
 		})
-		if err := broker.Consume(runCtx, s.js, pos+1, app, 256, cfg.Logger); err != nil {
+		if err := broker.Consume(runCtx, s.js, pos+1, app, ledgerBatch, cfg.Logger); err != nil {
 			cfg.Logger.Error("ledger consumer stopped", "err", err)
 		}
 	}()
