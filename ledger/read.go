@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -216,36 +218,129 @@ func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Ope
 }
 
 // RebuildProjections deletes the scorecards and recomputes them from the
-// log. Appends wait while it runs.
+// log, up to its head. Appends wait while it runs.
 func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	clear(l.cards)
 	cards := map[string]*scorecard.Card{}
-	if err := l.Scan(ctx, func(e Entry) error { return Project(cards, e) }); err != nil {
+	var head uint64
+	err := l.scanOpened(ctx, func(seq uint64, o *envelope.Opened) {
+		ProjectOpened(cards, seq, o)
+		head = seq
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: rebuild: %w", err)
+	}
+	all, err := encodeCards(cards)
+	if err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
 	}
 	now := l.now()
-	return l.commit(func(tx *bolt.Tx) error {
+	err = l.commit(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketScorecards); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("ledger: rebuild: drop scorecards: %w", err)
 		}
 		if _, err := tx.CreateBucket(bucketScorecards); err != nil {
 			return fmt.Errorf("ledger: rebuild: %w", err)
 		}
-		all := make(map[string]storedCard, len(cards))
-		for id, c := range cards {
-			s, err := newStoredCard(c)
-			if err != nil {
-				return err
-			}
-			all[id] = s
-		}
-		if err := writeCards(tx, readHead(tx).seq, all); err != nil {
+		if err := writeCards(tx, head, all); err != nil {
 			return fmt.Errorf("ledger: rebuild: %w", err)
 		}
 		return nil
 	}, func() { l.pending.reset(now) })
+	if err != nil {
+		return err
+	}
+	// Everything stored is now on the scorecards: published (the next
+	// publication or Close signs the checkpoint at the head).
+	clear(l.dirty)
+	woken := l.unpublished
+	l.unpublished = nil
+	l.published.Store(head)
+	l.notify(woken)
+	return nil
+}
+
+// scanOpened calls fn, in log order, for every entry from sequence 1 to the
+// head at the time of the call, with its envelope opened (not verified:
+// the log holds only what was verified when it was appended). Pages of
+// the log are read and opened on every core ahead of fn.
+func (l *Ledger) scanOpened(ctx context.Context, fn func(seq uint64, o *envelope.Opened)) error {
+	last, _, err := l.Head()
+	if err != nil {
+		return err
+	}
+	type page struct {
+		seqs   []uint64
+		opened []*envelope.Opened
+		err    error
+	}
+	pages := make(chan page, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(pages)
+		for from := uint64(1); from <= last; {
+			if err := ctx.Err(); err != nil {
+				pages <- page{err: err}
+				return
+			}
+			entries, err := l.Entries(from, pageSize)
+			if err == nil && len(entries) == 0 {
+				err = &ChainError{Seq: from, Err: fmt.Errorf("%w: log ends at %d, head says %d", ErrChainBroken, from-1, last)}
+			}
+			if err != nil {
+				pages <- page{err: err}
+				return
+			}
+			for len(entries) > 0 && entries[len(entries)-1].Seq > last {
+				entries = entries[:len(entries)-1]
+			}
+			p := page{seqs: make([]uint64, len(entries)), opened: make([]*envelope.Opened, len(entries))}
+			errs := make([]error, len(entries))
+			workers := runtime.GOMAXPROCS(0)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < len(entries); i += workers {
+						p.seqs[i] = entries[i].Seq
+						p.opened[i], errs[i] = envelope.Open(entries[i].Envelope)
+					}
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					p.err = &ChainError{Seq: entries[i].Seq, Err: err}
+					break
+				}
+			}
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil || len(entries) == 0 {
+				return
+			}
+			from = entries[len(entries)-1].Seq + 1
+		}
+	}()
+	for p := range pages {
+		for i, o := range p.opened {
+			if o == nil {
+				break
+			}
+			fn(p.seqs[i], o)
+		}
+		if p.err != nil {
+			return p.err
+		}
+	}
+	return nil
 }
 
 var bucketSupplierEvents = []byte("supplier_events")

@@ -53,9 +53,8 @@ type Card struct {
 
 	// encoded keeps each record's JSON from the last Encode, by pointer;
 	// Apply drops the entries of the records an event changes (at most a
-	// commitment and one other). lastSize sizes the next encoding.
-	encoded  map[any][]byte
-	lastSize int
+	// commitment and one other).
+	encoded map[any][]byte
 	// idx finds the card's records by id for Apply; nil until Apply first
 	// runs on the card (see index).
 	idx *index
@@ -218,29 +217,56 @@ func Encode(c *Card) ([]byte, error) {
 	if c.encoded == nil {
 		c.encoded = map[any][]byte{}
 	}
-	out := make([]byte, 0, c.lastSize+64)
-	out = append(out, head[:len(head)-1]...)
-	out = records(out, `,"commitments":`, c.Commitments, c.encoded, &err)
-	out = records(out, `,"breaches":`, c.Breaches, c.encoded, &err)
-	out = records(out, `,"remediation_plans":`, c.Plans, c.encoded, &err)
-	out = records(out, `,"disputes":`, c.Disputes, c.encoded, &err)
-	out = records(out, `,"disinvestment_reviews":`, c.Reviews, c.encoded, &err)
+	// Encode what Apply dropped first, so the card is put together in
+	// one buffer of the right size.
+	size := len(head) + len(tail) + 128
+	size += encodeRecords(c.Commitments, c.encoded, &err)
+	size += encodeRecords(c.Breaches, c.encoded, &err)
+	size += encodeRecords(c.Plans, c.encoded, &err)
+	size += encodeRecords(c.Disputes, c.encoded, &err)
+	size += encodeRecords(c.Reviews, c.encoded, &err)
 	if err != nil {
 		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
 	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:len(head)-1]...)
+	out = records(out, `,"commitments":`, c.Commitments, c.encoded)
+	out = records(out, `,"breaches":`, c.Breaches, c.encoded)
+	out = records(out, `,"remediation_plans":`, c.Plans, c.encoded)
+	out = records(out, `,"disputes":`, c.Disputes, c.encoded)
+	out = records(out, `,"disinvestment_reviews":`, c.Reviews, c.encoded)
 	out = append(out, ',')
 	out = append(out, tail[1:]...)
-	c.lastSize = len(out)
 	return out, nil
 }
 
-// records appends the field name and the JSON array of xs, reusing each
-// record's encoding from enc unless Apply dropped it. After an error (kept
-// in *err) it appends nothing more.
-func records[T any](out []byte, field string, xs []*T, enc map[any][]byte, err *error) []byte {
-	if *err != nil {
-		return out
+// encodeRecords puts the JSON of every record of xs missing from enc (new,
+// or dropped by Apply) in enc and returns the bytes the array will take.
+// After an error (kept in *err) it does nothing more.
+func encodeRecords[T any](xs []*T, enc map[any][]byte, err *error) int {
+	size := 2 + len(xs)
+	for _, x := range xs {
+		if *err != nil {
+			return 0
+		}
+		b, ok := enc[x]
+		if !ok {
+			if b, *err = json.Marshal(x); *err != nil {
+				return 0
+			}
+			if x == nil {
+				continue // "null", not cached under a nil key
+			}
+			enc[x] = b
+		}
+		size += len(b)
 	}
+	return size
+}
+
+// records appends the field name and the JSON array of xs from the
+// encodings encodeRecords left in enc.
+func records[T any](out []byte, field string, xs []*T, enc map[any][]byte) []byte {
 	out = append(out, field...)
 	if xs == nil {
 		return append(out, "null"...)
@@ -250,16 +276,11 @@ func records[T any](out []byte, field string, xs []*T, enc map[any][]byte, err *
 		if i > 0 {
 			out = append(out, ',')
 		}
-		b, ok := enc[x]
-		if !ok {
-			if b, *err = json.Marshal(x); *err != nil {
-				return out
-			}
-			if x != nil {
-				enc[x] = b
-			}
+		if x == nil {
+			out = append(out, "null"...)
+			continue
 		}
-		out = append(out, b...)
+		out = append(out, enc[x]...)
 	}
 	return append(out, ']')
 }
