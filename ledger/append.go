@@ -133,6 +133,7 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, ca
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
 	flush := publish && l.pending.due(now)
 	err := l.commit(func(tx *bolt.Tx) error {
+		appendOnly(tx)
 		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified,
 			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush}
 		touched = b.cards
@@ -204,6 +205,16 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, ca
 	l.published.Store(headSeq)
 	l.notify(woken)
 	return results, nil
+}
+
+// appendOnly tells bbolt that the log's buckets keyed by sequence number
+// (entries, tree hashes, checkpoints) only ever grow at the end: a full page
+// is then split full, not half full (bbolt's default, made for inserts
+// anywhere), so those buckets take about half the pages.
+func appendOnly(tx *bolt.Tx) {
+	for _, name := range [][]byte{bucketEvents, bucketTree, bucketCheckpoints} {
+		tx.Bucket(name).FillPercent = 0.95
+	}
 }
 
 // ErrNoSpace means a batch failed to commit because the ledger file's disk
