@@ -37,9 +37,14 @@ type Service struct {
 	engine *rules.Engine
 	now    func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached // supplier id -> the last answer served
+	mu         sync.Mutex
+	cache      map[string]cached // supplier id -> the last answer served
+	cacheBytes int               // of the bodies in cache
 }
+
+// maxCacheBytes bounds the answers kept: about 3,000 scorecards of
+// suppliers with a 200-event history.
+const maxCacheBytes = 128 << 20
 
 // cached is a served scorecard: valid while the stored card (by digest)
 // and the date are the same.
@@ -154,10 +159,19 @@ func (s *Service) scorecard(w http.ResponseWriter, r *http.Request) {
 	}
 	if sha256.Sum256(raw) == digest {
 		s.mu.Lock()
-		if len(s.cache) >= 1024 {
-			clear(s.cache)
-		}
+		s.cacheBytes += len(body) - len(s.cache[id].body)
 		s.cache[id] = cached{digest: digest, date: today, body: body}
+		// Over the bound, forget answers at random (map order): emptying
+		// the cache would make every following read a miss at once.
+		for other, c := range s.cache {
+			if s.cacheBytes <= maxCacheBytes {
+				break
+			}
+			if other != id {
+				s.cacheBytes -= len(c.body)
+				delete(s.cache, other)
+			}
+		}
 		s.mu.Unlock()
 	}
 	api.WriteRawJSON(w, http.StatusOK, body)
