@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		dir = d
 	}
 	rep := &Report{Events: o.Events, Cores: runtime.GOMAXPROCS(0)}
-	heap := watchHeap(ctx)
+	mem := watchMemory(ctx)
 	say := func(f string, a ...any) { fmt.Fprintf(o.Progress, f+"\n", a...) }
 	// Each phase starts on a collected heap, so that one phase's garbage
 	// (the verifier replays every scorecard in memory) is not collected on
@@ -139,6 +139,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
+	mem.phase("generate")
 	say("ingest: publishing through NATS JetStream into the ledger")
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(filepath.Join(data, "keys"), 0o700); err != nil {
@@ -195,6 +196,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	settle()
+	mem.phase("ingest")
 	say("rebuild: dropping the scorecards and replaying them from the log")
 	start = time.Now()
 	if err := sys.Ledger.RebuildProjections(ctx); err != nil {
@@ -204,6 +206,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "rebuild projections from the log", Value: rb, Unit: "events/s"})
 
 	settle()
+	mem.phase("rebuild")
 	say("verify: full offline verification")
 	root := keys.Root.Public().(ed25519.PublicKey)
 	start = time.Now()
@@ -218,6 +221,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "verify: chain, signatures, tree, checkpoints, replayed digests", Value: vrate, Unit: "events/s", Ratio: vrate / edRate, Of: "ed25519 ceiling"})
 
 	settle()
+	mem.phase("verify")
 	say("queries: scorecard reads at %d/s for %s", o.QueryRate, o.QueryFor)
 	p50, p99, rps, err := queries(ctx, sys, SupplierIDs(o.Events), o.QueryRate, o.QueryFor)
 	if err != nil {
@@ -227,8 +231,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "query: scorecard p99", Value: p99, Unit: "ms"})
 	rep.add(Figure{Name: "query: scorecard throughput", Value: rps, Unit: "requests/s", Ratio: rps / float64(o.QueryRate), Of: "offered rate"})
 
+	mem.phase("query")
 	rep.add(Figure{Name: "peak RSS", Value: float64(peakRSS()) / (1 << 20), Unit: "MiB", Note: "includes bbolt's memory-mapped file"})
-	rep.add(Figure{Name: "peak Go heap in use", Value: float64(heap()) / (1 << 20), Unit: "MiB"})
+	anon, heaps := mem.peaks()
+	rep.add(Figure{Name: "peak RSS without mapped files", Value: float64(anon) / (1 << 20), Unit: "MiB", Note: "RssAnon, sampled every 50 ms"})
+	var top uint64
+	var notes []string
+	for _, h := range heaps {
+		top = max(top, h.bytes)
+		notes = append(notes, fmt.Sprintf("%s %.0f", h.name, float64(h.bytes)/(1<<20)))
+	}
+	rep.add(Figure{Name: "peak Go heap in use", Value: float64(top) / (1 << 20), Unit: "MiB", Note: "by phase: " + strings.Join(notes, ", ")})
 	ledgerBytes := fileSize(filepath.Join(data, "ledger.db"))
 	natsBytes := dirSize(filepath.Join(data, "nats"))
 	rep.add(Figure{Name: "disk: ledger per event", Value: float64(ledgerBytes) / float64(want), Unit: "bytes"})
@@ -515,19 +528,33 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// watchHeap samples the Go heap in use every 50 ms and returns a function
-// giving the highest value seen.
-func watchHeap(ctx context.Context) func() uint64 {
-	var peak atomic.Uint64
+// memory samples, every 50 ms, the Go heap in use and the process's
+// anonymous resident memory (its own, not the pages of files it maps),
+// and keeps their peaks, the heap's by phase.
+type memory struct {
+	mu     sync.Mutex
+	heap   uint64 // peak in the current phase
+	anon   uint64 // peak over the run
+	phases []phaseHeap
+}
+
+type phaseHeap struct {
+	name  string
+	bytes uint64
+}
+
+func watchMemory(ctx context.Context) *memory {
+	m := &memory{}
 	go func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		var ms runtime.MemStats
 		for {
 			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
+			anon := rssAnon()
+			m.mu.Lock()
+			m.heap, m.anon = max(m.heap, ms.HeapInuse), max(m.anon, anon)
+			m.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
@@ -535,5 +562,37 @@ func watchHeap(ctx context.Context) func() uint64 {
 			}
 		}
 	}()
-	return peak.Load
+	return m
+}
+
+// phase ends the named phase: its heap peak is kept, the next starts anew.
+func (m *memory) phase(name string) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.phases = append(m.phases, phaseHeap{name, max(m.heap, ms.HeapInuse)})
+	m.heap = 0
+}
+
+func (m *memory) peaks() (anon uint64, heaps []phaseHeap) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.anon, rssAnon()), append([]phaseHeap(nil), m.phases...)
+}
+
+// rssAnon reads the process's anonymous resident memory (Linux).
+func rssAnon() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			var kb uint64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

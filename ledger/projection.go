@@ -20,17 +20,18 @@ import (
 // batch's transaction made the projection, not the log, the cost of
 // ingest. Instead the ledger keeps the cards changed since the last flush
 // in memory (pending: their JSON and digest), serves reads from there
-// first, and writes them all in one batch's transaction when they pass
-// flushBytes, when flushEvery has gone by since the last flush, and at
-// Close. Every checkpoint still commits to every card as it stands at its
-// size (stored digests overlaid by pending ones).
+// first, and writes them all in one publishing batch's transaction when
+// flushEvery has gone by since the last flush, when they pass flushBytes
+// (a bound on the memory they take), and at Close. Every checkpoint still
+// commits to every card as it stands at its size (stored digests overlaid
+// by pending ones).
 //
 // meta "cards_seq" is the log position the stored cards reflect. After a
 // crash the pending cards are gone but the log has every event: Open
 // replays the entries after cards_seq (catchUp), so no projected state is
 // lost and checkpoints continue from the right cards.
 const (
-	flushBytes = 32 << 20
+	flushBytes = 256 << 20
 	flushEvery = 2 * time.Second
 )
 
