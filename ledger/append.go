@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -264,7 +265,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if sha256.Sum256(stored.Envelope) != sha256.Sum256(raw) {
+		if sha256.Sum256(stored.Envelope) != sha256.Sum256(raw) && !b.sameWrite(stored.Envelope, o) {
 			return b.quarantine(raw, o, fmt.Errorf("%w: %s is already stored at seq %d", ErrIDReused, id, seq))
 		}
 		return Result{EventID: id, Seq: seq, Duplicate: true}, nil
@@ -308,6 +309,26 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	}
 	scorecard.Apply(card, seq, o.Event, o.Payload)
 	return Result{EventID: id, Seq: seq, SupplierID: o.Event.SupplierId, Type: o.Event.Type.String()}, nil
+}
+
+// sameWrite says whether o is the stored event's write sent again: a
+// service answering a retried request (same Idempotency-Key, so the same
+// event id) seals the same event anew, at a new time, when it cannot tell
+// whether the first attempt reached the stream. Same key, type, supplier
+// and payload, validly signed: a duplicate, not a reuse of the id.
+func (b *batch) sameWrite(storedRaw []byte, o *envelope.Opened) bool {
+	s, err := envelope.Open(storedRaw)
+	if err != nil {
+		return false
+	}
+	if s.Event.KeyId != o.Event.KeyId || s.Event.Type != o.Event.Type || s.Event.SupplierId != o.Event.SupplierId || !bytes.Equal(s.Event.Payload, o.Event.Payload) {
+		return false
+	}
+	if b.verified[b.index] {
+		return true
+	}
+	a, ok := b.reg.Lookup(o.Event.KeyId)
+	return ok && o.Verify(a.PublicKey) == nil
 }
 
 func (b *batch) card(supplierID string) (*scorecard.Card, error) {

@@ -329,3 +329,33 @@ func TestWaitReturnsAppendedAndQuarantinedOutcomes(t *testing.T) {
 		t.Fatalf("Wait after append = %+v, %v", r, err)
 	}
 }
+
+// A service answering a retried request seals the same write again at a
+// new time (same event id, from the Idempotency-Key): it is a duplicate of
+// the stored event. The same id with another payload is a reuse of the id
+// and goes to quarantine.
+func TestResealedWriteIsADuplicateAndAnotherPayloadIsNot(t *testing.T) {
+	f := mustOpenLedger(t)
+	seal := func(at time.Time, name string) []byte {
+		raw, _, err := f.svc.Seal(envelope.Draft{EventID: "ev_retried", SupplierID: "acme", OccurredAt: at, Payload: &pb.SupplierRegistered{Name: name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	first := f.mustAppend(t, seal(epoch, "Acme"))[0]
+	again := f.mustAppend(t, seal(epoch.Add(3*time.Second), "Acme"))[0]
+	if !again.Duplicate || again.Quarantined || again.Seq != first.Seq {
+		t.Fatalf("the same write sealed again: %+v, want a duplicate of seq %d", again, first.Seq)
+	}
+	other := f.mustAppend(t, seal(epoch.Add(4*time.Second), "Acme Renamed"))[0]
+	if !other.Quarantined || other.Code != "id_reused" {
+		t.Fatalf("the id with another payload: %+v, want quarantined as id_reused", other)
+	}
+	if q, _ := f.l.Quarantine(1, 10); len(q) != 1 {
+		t.Fatalf("%d quarantine records, want 1", len(q))
+	}
+	if card, _ := f.l.Card("acme"); card.EventCount != 1 || card.Name != "Acme" {
+		t.Fatalf("card: %d events, name %q; want 1, Acme", card.EventCount, card.Name)
+	}
+}
