@@ -330,3 +330,100 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// stdDecode is encoding/json's reading of a stored card, the reference
+// Decode's fast decoder must agree with.
+func stdDecode(b []byte) (*scorecard.Card, error) {
+	var c scorecard.Card
+	err := json.Unmarshal(b, &c)
+	return &c, err
+}
+
+// TestDecodeAgreesWithEncodingJSON: Decode (the fast decoder) reads every
+// stored card of long random histories of every event type into exactly
+// what encoding/json reads, field for field.
+func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
+	for seed := range uint64(10) {
+		h := newHistory(seed)
+		c := scorecard.New("acme")
+		for i := range 400 {
+			apply(c, fmt.Sprint("e", i), h.next(i))
+			if i%7 != 0 && i != 399 {
+				continue
+			}
+			raw, err := scorecard.Encode(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := scorecard.Decode(raw)
+			if err != nil {
+				t.Fatalf("seed %d, event %d: %v", seed, i, err)
+			}
+			want, err := stdDecode(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if !bytes.Equal(g, w) || !bytes.Equal(g, raw) {
+				t.Fatalf("seed %d, event %d: Decode differs from encoding/json\n got %s\nwant %s", seed, i, g, w)
+			}
+		}
+	}
+}
+
+// FuzzDecodeCard: whatever bytes a stored card holds, Decode never panics,
+// refuses what encoding/json refuses, and reads what it accepts the same.
+func FuzzDecodeCard(f *testing.F) {
+	h := newHistory(1)
+	c := scorecard.New("acme")
+	for i := range 60 {
+		apply(c, fmt.Sprint("e", i), h.next(i))
+	}
+	raw, _ := scorecard.Encode(c)
+	f.Add(raw)
+	f.Add([]byte(`{"supplier_id":"a","commitments":[{"id":"c","assessments":[{"seq":1}]}]}`))
+	f.Add([]byte(`{"supplier_id":"\u00e9\ud800","last_seq":-1}`))
+	f.Add([]byte(`{"commitments":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := scorecard.Decode(b)
+		want, werr := stdDecode(b)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("Decode error %v, encoding/json error %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if !bytes.Equal(g, w) {
+			t.Fatalf("Decode read\n %s\nencoding/json read\n %s", g, w)
+		}
+	})
+}
+
+// BenchmarkDecode reads back the stored card of a supplier with a long
+// history, with Decode and with encoding/json.
+func BenchmarkDecode(b *testing.B) {
+	c := scorecard.New("acme")
+	for i, p := range longHistory(50) {
+		scorecard.Apply(c, uint64(i+1), &pb.Event{EventId: fmt.Sprint("e", i), SupplierId: "acme"}, p)
+	}
+	raw, err := scorecard.Encode(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range []struct {
+		name string
+		fn   func([]byte) (*scorecard.Card, error)
+	}{{"Decode", scorecard.Decode}, {"encoding-json", stdDecode}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := d.fn(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
