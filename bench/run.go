@@ -37,7 +37,7 @@ type Options struct {
 	Dir       string        // scratch directory (default: a temporary one, removed after)
 	QueryRate int           // scorecard requests per second offered (default 1,000)
 	QueryFor  time.Duration // how long queries are offered (default 5s)
-	Ceiling   time.Duration // how long each ceiling is measured (default 2s)
+	Ceiling   time.Duration // how long each ceiling is measured (default 3s; Ed25519 takes the best of three rounds)
 	Progress  io.Writer     // progress lines, or nil
 	// PeriodicNATSSync ingests with JetStream\'s periodic fsync instead of
 	// an fsync per message (see system.Config.PeriodicNATSSync).
@@ -84,7 +84,7 @@ func (o *Options) defaults() {
 		o.QueryFor = 5 * time.Second
 	}
 	if o.Ceiling <= 0 {
-		o.Ceiling = 2 * time.Second
+		o.Ceiling = 3 * time.Second
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -249,28 +249,36 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// ed25519Ceiling is the best of three rounds of Ed25519 verification on
+// every core, d in all: a ceiling is what the machine can do, and one round
+// can be slowed by a neighbour on a shared machine (runs here have seen a
+// single 2 s round at 26.7k/s and at 35.1k/s).
 func ed25519Ceiling(d time.Duration) float64 {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	msg := make([]byte, 400)
 	sig := ed25519.Sign(priv, msg)
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				for range 64 {
-					ed25519.Verify(pub, msg, sig)
+	var best float64
+	for range 3 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(d / 3)
+		start := time.Now()
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					for range 64 {
+						ed25519.Verify(pub, msg, sig)
+					}
+					n.Add(64)
 				}
-				n.Add(64)
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		best = max(best, float64(n.Load())/time.Since(start).Seconds())
 	}
-	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds()
+	return best
 }
 
 func boltCeiling(path string, d time.Duration) (float64, error) {
