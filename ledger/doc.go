@@ -27,7 +27,8 @@
 //	registry    key id        -> JSON keys.Authority (the keys in force at head)
 //	scorecards  supplier id   -> JSON scorecard.Card (projection; rebuildable)
 //	card_digests supplier id  -> SHA-256 of its stored scorecard (for checkpoints)
-//	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order)
+//	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
+//	                             RebuildProjections rebuilds each card from it)
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //

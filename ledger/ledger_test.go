@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -260,6 +261,53 @@ func TestRestartKeepsEventsRegistryAndScorecards(t *testing.T) {
 	r := f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm2", StandardId: "DSPT", TargetDate: "2027-06-30"}))[0]
 	if r.Quarantined || r.Seq != 5 {
 		t.Fatalf("append after restart = %+v, want seq 5", r)
+	}
+}
+
+// TestRebuildOfLongAndInterleavedHistories: suppliers whose entries are
+// interleaved in the log, one with more entries than a rebuild reads in
+// one transaction, one with a name that is a prefix of another's, and a
+// registry event in between: the rebuilt cards are the cards the ledger
+// kept while appending, byte for byte.
+func TestRebuildOfLongAndInterleavedHistories(t *testing.T) {
+	f := mustOpenLedger(t)
+	ids := []string{"acme", "acme-health", "bravo"}
+	var raws [][]byte
+	for _, id := range ids {
+		raws = append(raws, f.seal(t, f.svc, id, &pb.SupplierRegistered{Name: id}))
+	}
+	for i := range 2600 {
+		id := ids[0]
+		if i%5 == 0 {
+			id = ids[1+i/5%2]
+		}
+		raws = append(raws, f.seal(t, f.svc, id, &pb.CommitmentMade{CommitmentId: fmt.Sprint("cm", i), StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}))
+	}
+	for i := 0; i < len(raws); i += 500 {
+		f.mustAppend(t, raws[i:min(i+500, len(raws))]...)
+	}
+	live := map[string][]byte{}
+	for _, id := range ids {
+		live[id], _ = f.l.Scorecard(id)
+	}
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		got, err := f.l.Scorecard(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, live[id]) {
+			t.Errorf("%s: rebuilt scorecard (%d bytes) differs from the live one (%d bytes)", id, len(got), len(live[id]))
+		}
+	}
+	c, err := f.l.Card("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Commitments) != 2080 {
+		t.Fatalf("acme has %d commitments after rebuild, want 2080", len(c.Commitments))
 	}
 }
 

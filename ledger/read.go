@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -219,22 +220,49 @@ func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Ope
 
 // RebuildProjections deletes the scorecards and recomputes them from the
 // log, up to its head. Appends wait while it runs.
+//
+// Cards are independent of one another, so every core rebuilds whole
+// cards, a supplier at a time: it reads the supplier's entries through the
+// supplier_events index (written in the same transaction as each entry),
+// applies them in log order and encodes the card. Only the cards being
+// rebuilt are held decoded; the encoded cards are written in one
+// transaction at the end, so a reader sees the old cards or the new ones,
+// never a mix.
 func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	clear(l.cards)
-	cards := map[string]*scorecard.Card{}
-	var head uint64
-	err := l.scanOpened(ctx, func(seq uint64, o *envelope.Opened) {
-		ProjectOpened(cards, seq, o)
-		head = seq
-	})
+	head, _, err := l.Head()
 	if err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
 	}
-	all, err := encodeCards(cards)
+	ids, err := l.indexedSuppliers()
 	if err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
+	}
+	out := make([]storedCard, len(ids))
+	errs := make([]error, len(ids))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					return
+				}
+				out[i], errs[i] = l.rebuildCard(ids[i], head)
+			}
+		}()
+	}
+	wg.Wait()
+	all := make(map[string]storedCard, len(ids))
+	for i, id := range ids {
+		if errs[i] != nil {
+			return fmt.Errorf("ledger: rebuild: %w", errs[i])
+		}
+		all[id] = out[i]
 	}
 	now := l.now()
 	err = l.commit(func(tx *bolt.Tx) error {
@@ -260,6 +288,68 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	l.published.Store(head)
 	l.notify(woken)
 	return nil
+}
+
+// indexedSuppliers lists, in order, every supplier with an entry in the
+// supplier_events index, stepping from one supplier's keys to the next.
+func (l *Ledger) indexedSuppliers() ([]string, error) {
+	var ids []string
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSupplierEvents).Cursor()
+		for k, _ := c.First(); k != nil; {
+			n := bytes.IndexByte(k, 0)
+			if n < 0 || len(k) != n+9 {
+				return fmt.Errorf("%w: supplier_events key %q", ErrBadEntry, k)
+			}
+			ids = append(ids, string(k[:n]))
+			// The next supplier's keys start after every "<id>\x00…".
+			k, _ = c.Seek(append(bytes.Clone(k[:n]), 1))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// rebuildCard replays one supplier's entries up to head onto a new card
+// and encodes it. It reads in short transactions of pageSize entries.
+func (l *Ledger) rebuildCard(id string, head uint64) (storedCard, error) {
+	c := scorecard.New(id)
+	prefix := append([]byte(id), 0)
+	for from := uint64(1); from <= head; {
+		n := 0
+		err := l.db.View(func(tx *bolt.Tx) error {
+			cur := tx.Bucket(bucketSupplierEvents).Cursor()
+			events := tx.Bucket(bucketEvents)
+			for k, _ := cur.Seek(supplierEventKey(id, from)); k != nil && bytes.HasPrefix(k, prefix) && n < pageSize; k, _ = cur.Next() {
+				seq := beUint64(k[len(prefix):])
+				if seq > head {
+					from = head + 1
+					return nil
+				}
+				v := events.Get(k[len(prefix):])
+				if len(v) < 1+8+32+32 || v[0] != 1 {
+					return &ChainError{Seq: seq, Err: fmt.Errorf("%w: seq %d", ErrBadEntry, seq)}
+				}
+				o, err := envelope.Open(v[73:])
+				if err != nil {
+					return &ChainError{Seq: seq, Err: err}
+				}
+				if o.Event.SupplierId != id {
+					return &ChainError{Seq: seq, Err: fmt.Errorf("%w: indexed under supplier %s, names %q", ErrBadEntry, id, o.Event.SupplierId)}
+				}
+				scorecard.Apply(c, seq, o.Event, o.Payload)
+				from, n = seq+1, n+1
+			}
+			return nil
+		})
+		if err != nil {
+			return storedCard{}, fmt.Errorf("supplier %s: %w", id, err)
+		}
+		if n < pageSize {
+			break
+		}
+	}
+	return newStoredCard(c)
 }
 
 // scanOpened calls fn, in log order, for every entry from sequence 1 to the

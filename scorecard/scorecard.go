@@ -218,8 +218,11 @@ func fastDecode(b []byte, c *Card) (ok bool) {
 // Encode serializes a card: exactly json.Marshal(c), so the encoding is
 // deterministic (the same card always gives the same bytes), but only the
 // records (commitments, breaches, plans, disputes, reviews) changed since
-// the card was last encoded are encoded again. Like Apply, it must not run
-// concurrently with anything else on c.
+// the card was last encoded are encoded again, and they are encoded with
+// github.com/goccy/go-json, byte for byte what encoding/json writes for
+// these types (checked after every event of random histories of every
+// event type, and by FuzzDecodeCard on arbitrary cards) and about twice as
+// fast. Like Apply, it must not run concurrently with anything else on c.
 func Encode(c *Card) ([]byte, error) {
 	head, err := json.Marshal(struct {
 		SupplierID   string `json:"supplier_id"`
@@ -276,7 +279,7 @@ func encodeRecords[T any](xs []*T, enc map[any][]byte, err *error) int {
 		}
 		b, ok := enc[x]
 		if !ok {
-			if b, *err = json.Marshal(x); *err != nil {
+			if b, *err = gojson.Marshal(x); *err != nil {
 				return 0
 			}
 			if x == nil {

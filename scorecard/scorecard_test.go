@@ -373,7 +373,9 @@ func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
 }
 
 // FuzzDecodeCard: whatever bytes a stored card holds, Decode never panics,
-// refuses what encoding/json refuses, and reads what it accepts the same.
+// refuses what encoding/json refuses, and reads what it accepts the same;
+// and Encode writes whatever card it read exactly as json.Marshal does
+// (odd strings included: invalid UTF-8, U+2028, control characters).
 func FuzzDecodeCard(f *testing.F) {
 	h := newHistory(1)
 	c := scorecard.New("acme")
@@ -398,6 +400,13 @@ func FuzzDecodeCard(f *testing.F) {
 		w, _ := json.Marshal(want)
 		if !bytes.Equal(g, w) {
 			t.Fatalf("Decode read\n %s\nencoding/json read\n %s", g, w)
+		}
+		e, err := scorecard.Encode(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e, g) {
+			t.Fatalf("Encode wrote\n %s\njson.Marshal wrote\n %s", e, g)
 		}
 	})
 }
