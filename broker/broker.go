@@ -191,6 +191,16 @@ func (f AppendFunc) Append(ctx context.Context, raws [][]byte, last uint64, caug
 	return f(ctx, raws, last, caughtUp)
 }
 
+// Preparer is an Appender that can start on a batch — open its envelopes,
+// check their signatures — while the batch before it is still being
+// appended. Prepare changes nothing; the Appender it returns appends that
+// batch (its raws argument is the same batch) and may be called again when
+// an append fails.
+type Preparer interface {
+	Appender
+	Prepare(raws [][]byte) Appender
+}
+
 // Retry pacing of a batch the ledger failed to store.
 const (
 	retryFirst = 100 * time.Millisecond
@@ -287,13 +297,46 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 	}
 	defer cc.Stop()
 
-	raws := make([][]byte, 0, maxBatch)
+	// One goroutine gathers (and, for a Preparer, prepares) the next batch
+	// while this one appends the batch before it: signature checking then
+	// overlaps the ledger's sequential work and its fsync.
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan gathered, 1)
+	go gather(gctx, msgs, app, maxBatch, ready)
+	for b := range ready {
+		if b.err != nil {
+			return b.err
+		}
+		if err := appendRetrying(ctx, b.app, b.raws, b.last, b.caughtUp, log); err != nil {
+			return nil // ctx ended; nothing of the batch is stored
+		}
+	}
+	return nil
+}
+
+// gathered is a batch read from the stream, ready to append.
+type gathered struct {
+	raws     [][]byte
+	last     uint64 // stream sequence of its last message
+	caughtUp bool
+	app      Appender // the prepared batch's, or the consumer's
+	err      error
+}
+
+// gather reads batches of up to maxBatch envelopes from msgs, in order,
+// prepares each when app is a Preparer, and hands them over on ready until
+// ctx ends or a message cannot be placed in the stream (then it hands over
+// that error and stops).
+func gather(ctx context.Context, msgs <-chan jetstream.Msg, app Appender, maxBatch int, ready chan<- gathered) {
+	defer close(ready)
+	prep, _ := app.(Preparer)
 	for {
 		var last jetstream.Msg
-		raws = raws[:0]
+		raws := make([][]byte, 0, maxBatch)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case m := <-msgs:
 			raws, last = appendEnvelopes(raws, m), m
 		}
@@ -306,13 +349,23 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 				break drain
 			}
 		}
+		b := gathered{raws: raws, app: app}
 		md, err := last.Metadata()
 		if err != nil {
-			return fmt.Errorf("broker: message without stream metadata: %w", err)
+			b.err = fmt.Errorf("broker: message without stream metadata: %w", err)
+		} else {
+			b.last, b.caughtUp = md.Sequence.Stream, md.NumPending == 0 && len(msgs) == 0
+			if prep != nil {
+				b.app = prep.Prepare(raws)
+			}
 		}
-		caughtUp := md.NumPending == 0 && len(msgs) == 0
-		if err := appendRetrying(ctx, app, raws, md.Sequence.Stream, caughtUp, log); err != nil {
-			return nil // ctx ended; nothing of the batch is stored
+		select {
+		case ready <- b:
+		case <-ctx.Done():
+			return
+		}
+		if b.err != nil {
+			return
 		}
 	}
 }

@@ -108,13 +108,43 @@ func (l *Ledger) Append(ctx context.Context, raws [][]byte) ([]Result, error) {
 // publishEvery instead of after every batch; the events are stored either
 // way.
 func (l *Ledger) AppendFromStream(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) ([]Result, error) {
+	return l.AppendPrepared(ctx, &Prepared{raws: raws}, last, caughtUp)
+}
+
+// Prepared is a batch of raw envelopes opened, and their signatures
+// checked on every core, ahead of its append: a reader of the stream
+// prepares the next batch while the ledger stores the one before, so
+// signature checking overlaps the sequential append and its fsync.
+// Preparing changes nothing; the append still checks every event's key
+// and authority, in order, against the registry as it stands then (a key
+// the batch's registry snapshot did not know is checked there in full).
+type Prepared struct {
+	raws     [][]byte
+	opened   []*envelope.Opened // nil: not prepared, done by the append
+	verified []bool
+}
+
+// Prepare opens raws and checks their signatures against the registry of
+// the last committed batch. It may run concurrently with an append.
+func (l *Ledger) Prepare(raws [][]byte) *Prepared {
+	opened, verified := verifyAhead(l.regSnap.Load(), raws)
+	return &Prepared{raws: raws, opened: opened, verified: verified}
+}
+
+// AppendPrepared is AppendFromStream for a batch made by Prepare. It may
+// be called again with the same batch after it failed.
+func (l *Ledger) AppendPrepared(ctx context.Context, p *Prepared, last uint64, caughtUp bool) ([]Result, error) {
 	if last == 0 {
 		return nil, errors.New("ledger: append from stream: no stream position")
 	}
-	return l.append(ctx, raws, last, caughtUp)
+	return l.appendPrepared(ctx, p, last, caughtUp)
 }
 
 func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, caughtUp bool) ([]Result, error) {
+	return l.appendPrepared(ctx, &Prepared{raws: raws}, streamSeq, caughtUp)
+}
+
+func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint64, caughtUp bool) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -124,9 +154,13 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, ca
 		return nil, l.broken
 	}
 	start := time.Now()
+	raws := p.raws
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
-	opened, verified := verifyAhead(reg, raws)
+	opened, verified := p.opened, p.verified
+	if opened == nil {
+		opened, verified = verifyAhead(reg, raws)
+	}
 	var touched map[string]*scorecard.Card
 	var updates map[string]storedCard
 	var headSeq uint64
@@ -187,6 +221,7 @@ func (l *Ledger) append(ctx context.Context, raws [][]byte, streamSeq uint64, ca
 		delete(l.cards, id)
 	}
 	l.reg = reg
+	l.regSnap.Store(reg)
 	// Count the batch before waking its waiters: whoever waited for an
 	// event then finds it in the metrics too.
 	if l.obs != nil {

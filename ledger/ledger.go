@@ -89,6 +89,10 @@ type Ledger struct {
 
 	appendMu sync.Mutex // serializes Append and RebuildProjections
 	reg      *keys.Registry
+	// regSnap is reg as of the last commit, for Prepare (which holds no
+	// lock). A registry stored there is never changed again: appends
+	// change a clone.
+	regSnap atomic.Pointer[keys.Registry]
 	// cards keeps decoded scorecards between batches (guarded by
 	// appendMu), so a batch does not decode the cards it touches again.
 	cards map[string]*scorecard.Card
@@ -231,6 +235,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	l.reg = reg
+	l.regSnap.Store(reg)
 	if err := l.catchUp(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)

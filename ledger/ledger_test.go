@@ -311,6 +311,48 @@ func TestRebuildOfLongAndInterleavedHistories(t *testing.T) {
 	}
 }
 
+// TestPreparedAheadOfRegistryChanges: batches prepared (signatures checked
+// on every core) before the batch ahead of them changed the registry are
+// judged by the registry as it stands when they are appended: a key
+// authorized meanwhile is accepted (checked in full), a key retired
+// meanwhile is refused as retired, and a forged signature is refused
+// whatever was prepared.
+func TestPreparedAheadOfRegistryChanges(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.SupplierRegistered{Name: "Acme"}))
+	fresh := envelope.NewSigner(newKey(t))
+	authorize := f.seal(t, f.root, "", &pb.KeyAuthorized{KeyId: fresh.KeyID(), PublicKey: fresh.PublicKey(), Holder: "service:fresh",
+		EventTypes: []pb.EventType{pb.EventType_EVENT_TYPE_COMMITMENT_MADE}})
+	retire := f.seal(t, f.root, "", &pb.KeyRetired{KeyId: f.svc.KeyID()})
+	byFresh := f.seal(t, fresh, "acme", &pb.CommitmentMade{CommitmentId: "cm1", StandardId: "DICOM", TargetDate: "2027-01-01"})
+	byRetired := f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm2", StandardId: "DICOM", TargetDate: "2027-01-01"})
+	forged := bytes.Clone(f.seal(t, fresh, "acme", &pb.CommitmentMade{CommitmentId: "cm3", StandardId: "DICOM", TargetDate: "2027-01-01"}))
+	forged[len(forged)-1] ^= 1 // the signature is the envelope's last field
+	first := f.l.Prepare([][]byte{authorize, retire})
+	second := f.l.Prepare([][]byte{byFresh, byRetired, forged})
+	ctx := context.Background()
+	if _, err := f.l.AppendPrepared(ctx, first, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := f.l.AppendPrepared(ctx, second, 2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", "retired_key", "bad_signature"}
+	for i, r := range rs {
+		if r.Code != want[i] || r.Quarantined != (want[i] != "") {
+			t.Errorf("event %d: quarantined %v code %q, want code %q", i, r.Quarantined, r.Code, want[i])
+		}
+	}
+	c, err := f.l.Card("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Commitments) != 1 || c.Commitments[0].ID != "cm1" {
+		t.Fatalf("acme's commitments after the prepared batches: %+v, want cm1 only", c.Commitments)
+	}
+}
+
 func TestOpenRefusesAnotherRoot(t *testing.T) {
 	f := mustOpenLedger(t)
 	f.l.Close()

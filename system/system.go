@@ -299,20 +299,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		app := broker.AppendFunc(func(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error {
-			results, err := s.Ledger.AppendFromStream(ctx, raws, last, caughtUp)
-			for _, r := range results {
-				switch {
-				case r.Quarantined:
-					cfg.Logger.Warn("event quarantined", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "code", r.Code, "reason", r.Reason)
-				case r.Duplicate:
-					cfg.Logger.Debug("event already stored", "event_id", r.EventID, "seq", r.Seq)
-				default:
-					cfg.Logger.Debug("event appended", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "seq", r.Seq)
-				}
-			}
-			return err
-		})
+		app := ledgerAppender{l: s.Ledger, log: cfg.Logger}
 		if err := broker.Consume(runCtx, s.js, pos+1, app, ledgerBatch, cfg.Logger); err != nil {
 			cfg.Logger.Error("ledger consumer stopped", "err", err)
 		}
@@ -587,3 +574,41 @@ func (s *System) Close() error {
 // JetStream is the instance's JetStream handle (for tools and tests that
 // publish raw envelopes the way an outside service would).
 func (s *System) JetStream() jetstream.JetStream { return s.js }
+
+// ledgerAppender feeds the stream to the ledger, preparing each batch
+// (envelopes opened, signatures checked) while the one before is stored,
+// and logs what became of every event.
+type ledgerAppender struct {
+	l   *ledger.Ledger
+	log *slog.Logger
+}
+
+var _ broker.Preparer = ledgerAppender{}
+
+func (a ledgerAppender) Append(ctx context.Context, raws [][]byte, last uint64, caughtUp bool) error {
+	results, err := a.l.AppendFromStream(ctx, raws, last, caughtUp)
+	a.logResults(results)
+	return err
+}
+
+func (a ledgerAppender) Prepare(raws [][]byte) broker.Appender {
+	p := a.l.Prepare(raws)
+	return broker.AppendFunc(func(ctx context.Context, _ [][]byte, last uint64, caughtUp bool) error {
+		results, err := a.l.AppendPrepared(ctx, p, last, caughtUp)
+		a.logResults(results)
+		return err
+	})
+}
+
+func (a ledgerAppender) logResults(results []ledger.Result) {
+	for _, r := range results {
+		switch {
+		case r.Quarantined:
+			a.log.Warn("event quarantined", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "code", r.Code, "reason", r.Reason)
+		case r.Duplicate:
+			a.log.Debug("event already stored", "event_id", r.EventID, "seq", r.Seq)
+		default:
+			a.log.Debug("event appended", "event_id", r.EventID, "supplier_id", r.SupplierID, "type", r.Type, "seq", r.Seq)
+		}
+	}
+}
