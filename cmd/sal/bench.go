@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,8 +26,26 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
+	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *scale != "" {
+		var counts []int
+		for _, f := range strings.Split(*scale, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				return fmt.Errorf("bench: -scale: %q is not a positive event count", f)
+			}
+			counts = append(counts, n)
+		}
+		var pass []string
+		for _, name := range []string{"query-rate", "query-for", "periodic-nats-sync"} {
+			if f := fs.Lookup(name); f != nil {
+				pass = append(pass, "-"+name+"="+f.Value.String())
+			}
+		}
+		return benchScale(ctx, counts, pass, *jsonOut, stdout, stderr)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -63,4 +85,84 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return nil
+}
+
+// benchScale runs the bench once per event count, each in a process of
+// its own (a process's peak RSS is all it ever held), then compares the
+// memory figures of each run with the first's: flat memory means the
+// ratios stay near 1 as the event count grows.
+func benchScale(ctx context.Context, counts []int, pass []string, jsonOut string, stdout, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: -scale: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "sal-bench-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	reps := make([]bench.Report, len(counts))
+	for i, n := range counts {
+		out := filepath.Join(tmp, fmt.Sprintf("%d.json", n))
+		args := append([]string{"bench", "-events", strconv.Itoa(n), "-json", out}, pass...)
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("bench: -scale: the run of %d events: %w", n, err)
+		}
+		fmt.Fprintln(stdout)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &reps[i]); err != nil {
+			return fmt.Errorf("bench: -scale: report of %d events: %w", n, err)
+		}
+	}
+	rows := memoryAgainstFirst(counts, reps)
+	fmt.Fprintf(stdout, "sal bench -scale: memory against the run of %d events\n\n", counts[0])
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "events\tfigure\tMiB\tratio")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\n", r.Events, r.Name, r.MiB, r.Ratio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if jsonOut == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(struct {
+		Runs   []bench.Report `json:"runs"`
+		Memory []memoryRow    `json:"memory"`
+	}{reps, rows}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(jsonOut, append(b, '\n'), 0o644)
+}
+
+// memoryRow is one memory figure of one run, against the first run's.
+type memoryRow struct {
+	Events int     `json:"events"`
+	Name   string  `json:"name"`
+	MiB    float64 `json:"mib"`
+	Ratio  float64 `json:"ratio"`
+}
+
+// memoryAgainstFirst lists each run's memory figures with their ratio to
+// the same figure of the first run.
+func memoryAgainstFirst(counts []int, reps []bench.Report) []memoryRow {
+	var rows []memoryRow
+	for i, rep := range reps {
+		for _, name := range []string{"peak RSS", "peak RSS without mapped files", "peak Go heap in use"} {
+			f, ok := rep.Get(name)
+			base, ok0 := reps[0].Get(name)
+			if !ok || !ok0 || base.Value == 0 {
+				continue
+			}
+			rows = append(rows, memoryRow{Events: counts[i], Name: name, MiB: f.Value, Ratio: f.Value / base.Value})
+		}
+	}
+	return rows
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/supplier-accountability/sal/bench"
 )
 
 func TestHelpAndUnknownCommand(t *testing.T) {
@@ -51,5 +53,34 @@ func TestVerifyAMissingLedgerExplains(t *testing.T) {
 	err := run(context.Background(), []string{"verify", "-data", t.TempDir()}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "registry-root.key") {
 		t.Fatalf("verify of an empty directory: %v", err)
+	}
+}
+
+func TestBenchScaleRefusesABadCount(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, arg := range []string{"100000,lots", "0", "100000,,1000000"} {
+		err := run(context.Background(), []string{"bench", "-scale", arg}, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "is not a positive event count") {
+			t.Errorf("-scale %s: %v", arg, err)
+		}
+	}
+	if out.Len() != 0 {
+		t.Fatalf("a refused -scale ran something: %q", out.String())
+	}
+}
+
+func TestBenchScaleComparesMemoryWithTheFirstRun(t *testing.T) {
+	rep := func(rss, anon, heap float64) bench.Report {
+		return bench.Report{Figures: []bench.Figure{{Name: "peak RSS", Value: rss}, {Name: "peak RSS without mapped files", Value: anon}, {Name: "peak Go heap in use", Value: heap}}}
+	}
+	rows := memoryAgainstFirst([]int{100_000, 1_000_000}, []bench.Report{rep(400, 300, 200), rep(600, 330, 500)})
+	want := []float64{1, 1, 1, 1.5, 1.1, 2.5}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i, r := range rows {
+		if r.Ratio < want[i]-1e-9 || r.Ratio > want[i]+1e-9 {
+			t.Errorf("row %d (%d events, %s): ratio %.3f, want %.3f", i, r.Events, r.Name, r.Ratio, want[i])
+		}
 	}
 }
