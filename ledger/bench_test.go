@@ -3,7 +3,9 @@ package ledger_test
 import (
 	"context"
 	"crypto/ed25519"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,10 +51,13 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkRebuild drops and replays the projections of a ledger of
-// generated events.
+// generated events: SAL_BENCH_EVENTS of them, or 50,000.
 func BenchmarkRebuild(b *testing.B) {
 	k := bench.DeterministicKeys("rebuild")
-	const n = 50_000
+	n := 50_000
+	if v, err := strconv.Atoi(os.Getenv("SAL_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
 	evs, err := bench.Events(k, n)
 	if err != nil {
 		b.Fatal(err)
