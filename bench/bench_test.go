@@ -49,4 +49,11 @@ func TestRunOnASmallLoad(t *testing.T) {
 			t.Errorf("figure %q missing or zero: %+v", name, f)
 		}
 	}
+	// The figures issue #6 sets targets for say what the target is and
+	// whether this run met it.
+	for _, name := range []string{"ingest: publish → verify → append → tree → checkpoint → project", "rebuild projections from the log", "verify: chain, signatures, tree, checkpoints, replayed digests", "query: scorecard p99"} {
+		if f, _ := rep.Get(name); f.Target == "" || f.Met == nil {
+			t.Errorf("figure %q has no target or verdict: %+v", name, f)
+		}
+	}
 }

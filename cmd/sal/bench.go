@@ -64,13 +64,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "sal bench: %d events on %d cores\n\n", rep.Events, rep.Cores)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tvalue\tunit\tratio\tof\tnote")
+	fmt.Fprintln(tw, "figure\tvalue\tunit\tratio\tof\ttarget\t\tnote")
 	for _, f := range rep.Figures {
 		ratio := ""
 		if f.Of != "" {
 			ratio = fmt.Sprintf("%.2f", f.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, ratio, f.Of, f.Note)
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Value, f.Unit, ratio, f.Of, f.Target, verdict(f.Met), f.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -120,11 +120,11 @@ func benchScale(ctx context.Context, counts []int, pass []string, jsonOut string
 		}
 	}
 	rows := memoryAgainstFirst(counts, reps)
-	fmt.Fprintf(stdout, "sal bench -scale: memory against the run of %d events\n\n", counts[0])
+	fmt.Fprintf(stdout, "sal bench -scale: memory against the run of %d events (target: ratio ≤ 1.5)\n\n", counts[0])
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "events\tfigure\tMiB\tratio")
+	fmt.Fprintln(tw, "events\tfigure\tMiB\tratio\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\n", r.Events, r.Name, r.MiB, r.Ratio)
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%s\n", r.Events, r.Name, r.MiB, r.Ratio, verdict(&r.Met))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -142,12 +142,25 @@ func benchScale(ctx context.Context, counts []int, pass []string, jsonOut string
 	return os.WriteFile(jsonOut, append(b, '\n'), 0o644)
 }
 
-// memoryRow is one memory figure of one run, against the first run's.
+// memoryRow is one memory figure of one run, against the first run's:
+// met when at most 1.5 times it.
 type memoryRow struct {
 	Events int     `json:"events"`
 	Name   string  `json:"name"`
 	MiB    float64 `json:"mib"`
 	Ratio  float64 `json:"ratio"`
+	Met    bool    `json:"met"`
+}
+
+// verdict says whether a figure with a target met it.
+func verdict(met *bool) string {
+	switch {
+	case met == nil:
+		return ""
+	case *met:
+		return "met"
+	}
+	return "missed"
 }
 
 // memoryAgainstFirst lists each run's memory figures with their ratio to
@@ -161,7 +174,8 @@ func memoryAgainstFirst(counts []int, reps []bench.Report) []memoryRow {
 			if !ok || !ok0 || base.Value == 0 {
 				continue
 			}
-			rows = append(rows, memoryRow{Events: counts[i], Name: name, MiB: f.Value, Ratio: f.Value / base.Value})
+			ratio := f.Value / base.Value
+			rows = append(rows, memoryRow{Events: counts[i], Name: name, MiB: f.Value, Ratio: ratio, Met: ratio <= 1.5})
 		}
 	}
 	return rows

@@ -82,5 +82,8 @@ func TestBenchScaleComparesMemoryWithTheFirstRun(t *testing.T) {
 		if r.Ratio < want[i]-1e-9 || r.Ratio > want[i]+1e-9 {
 			t.Errorf("row %d (%d events, %s): ratio %.3f, want %.3f", i, r.Events, r.Name, r.Ratio, want[i])
 		}
+		if r.Met != (want[i] <= 1.5) {
+			t.Errorf("row %d (%d events, %s): met %v at ratio %.2f against a target of 1.5", i, r.Events, r.Name, r.Met, r.Ratio)
+		}
 	}
 }
