@@ -8,6 +8,8 @@ package bench
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"sync"
@@ -81,10 +83,25 @@ func NewGenerator(k Keys, total int) *Generator {
 	return g
 }
 
+// eventID is the id of the generator's n-th event: random-looking, like
+// the ids the services make (envelope.NewEventID: "ev_" and 32 hex
+// digits), so the ledger's event-id index is written at random places as
+// in use, not appended to in order; derived from the root key, so the
+// same keys give the same ids.
+func (g *Generator) eventID(n int) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	h := sha256.New()
+	h.Write([]byte("sal/bench/event-id\n"))
+	h.Write(g.root.PublicKey())
+	h.Write(b[:])
+	return "ev_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 func (g *Generator) add(s *envelope.Signer, supplier string, p proto.Message) {
 	g.id++
 	g.queue = append(g.queue, draft{s, envelope.Draft{
-		EventID: fmt.Sprintf("ev_bench_%010d", g.id), SupplierID: supplier,
+		EventID: g.eventID(g.id), SupplierID: supplier,
 		OccurredAt: g.start.Add(time.Duration(g.id) * 2 * time.Second), Payload: p,
 	}})
 }
@@ -103,7 +120,7 @@ func (g *Generator) refill() {
 	g.add(g.svc["assessments"], s, &pb.AssessmentRecorded{AssessmentId: fmt.Sprintf("as_%x", i), CommitmentId: cm, Outcome: outcome, EvidenceRef: fmt.Sprintf("EVID-%06d", i), Assessor: "Assurance team", AssessedOn: target, RecordedBy: "commercial:bench"})
 	if outcome != pb.Outcome_OUTCOME_CONFORMANT {
 		g.add(g.svc["enforcement"], s, &pb.BreachRaised{BreachId: fmt.Sprintf("br_%x", i), CommitmentId: cm, Severity: pb.Severity(outcome - 1), Reason: "assessed after the target date", RaisedOn: target,
-			Rule: &pb.RuleCitation{RuleId: "R2-non-conformance", RuleVersion: "1", BecauseOf: []string{fmt.Sprintf("ev_bench_%010d", g.id)}}})
+			Rule: &pb.RuleCitation{RuleId: "R2-non-conformance", RuleVersion: "1", BecauseOf: []string{g.eventID(g.id)}}})
 	}
 }
 
