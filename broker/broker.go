@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -285,13 +286,25 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 	if err != nil {
 		return fmt.Errorf("broker: ledger reader: %w", err)
 	}
+	// What is read ahead of the ledger is bounded in bytes, not only in
+	// messages: a batch message carries up to 512 KiB, so a bound in
+	// messages alone let a reader catching up on a long backlog hold
+	// hundreds of MiB (242 MiB for 300,000 events behind a slow ledger).
+	// The NATS client holds at most readAheadBytes it has not handed over;
+	// handed over, messages count against budget until their batch is
+	// stored.
+	budget := newByteBudget(readAheadBytes)
+	defer budget.close()
 	msgs := make(chan jetstream.Msg, 2*maxBatch)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if !budget.take(len(m.Data())) {
+			return // Consume is returning
+		}
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(maxBatch))
+	}, jetstream.PullMaxBytes(readAheadBytes))
 	if err != nil {
 		return fmt.Errorf("broker: consume: %w", err)
 	}
@@ -311,13 +324,66 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 		if err := appendRetrying(ctx, b.app, b.raws, b.last, b.caughtUp, log); err != nil {
 			return nil // ctx ended; nothing of the batch is stored
 		}
+		budget.give(b.bytes)
 	}
 	return nil
+}
+
+// readAheadBytes bounds the message data the ledger's reader holds ahead
+// of the ledger: in the NATS client, and handed over but not yet stored.
+const readAheadBytes = 16 << 20
+
+// byteBudget counts bytes held; take waits while the budget is spent
+// (letting one message through whatever its size when nothing is held, so
+// it never waits forever).
+type byteBudget struct {
+	mu     sync.Mutex
+	freed  *sync.Cond
+	held   int
+	max    int
+	closed bool
+}
+
+func newByteBudget(max int) *byteBudget {
+	b := &byteBudget{max: max}
+	b.freed = sync.NewCond(&b.mu)
+	return b
+}
+
+// take holds n bytes, waiting until they fit; false once closed.
+func (b *byteBudget) take(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.held > 0 && b.held+n > b.max && !b.closed {
+		b.freed.Wait()
+	}
+	if b.closed {
+		return false
+	}
+	b.held += n
+	return true
+}
+
+// give returns n bytes.
+func (b *byteBudget) give(n int) {
+	b.mu.Lock()
+	b.held -= n
+	b.mu.Unlock()
+	b.freed.Broadcast()
+}
+
+// close wakes and refuses every taker.
+func (b *byteBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.freed.Broadcast()
 }
 
 // gathered is a batch read from the stream, ready to append.
 type gathered struct {
 	raws     [][]byte
+	bytes    int    // of the messages it came in (see byteBudget)
 	last     uint64 // stream sequence of its last message
 	caughtUp bool
 	app      Appender // the prepared batch's, or the consumer's
@@ -333,23 +399,24 @@ func gather(ctx context.Context, msgs <-chan jetstream.Msg, app Appender, maxBat
 	prep, _ := app.(Preparer)
 	for {
 		var last jetstream.Msg
+		var size int
 		raws := make([][]byte, 0, maxBatch)
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-msgs:
-			raws, last = appendEnvelopes(raws, m), m
+			raws, last, size = appendEnvelopes(raws, m), m, len(m.Data())
 		}
 	drain:
 		for len(raws) < maxBatch {
 			select {
 			case m := <-msgs:
-				raws, last = appendEnvelopes(raws, m), m
+				raws, last, size = appendEnvelopes(raws, m), m, size+len(m.Data())
 			default:
 				break drain
 			}
 		}
-		b := gathered{raws: raws, app: app}
+		b := gathered{raws: raws, bytes: size, app: app}
 		md, err := last.Metadata()
 		if err != nil {
 			b.err = fmt.Errorf("broker: message without stream metadata: %w", err)
