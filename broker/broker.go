@@ -294,7 +294,6 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 	// handed over, messages count against budget until their batch is
 	// stored.
 	budget := newByteBudget(readAheadBytes)
-	defer budget.close()
 	msgs := make(chan jetstream.Msg, 2*maxBatch)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		if !budget.take(len(m.Data())) {
@@ -309,6 +308,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appen
 		return fmt.Errorf("broker: consume: %w", err)
 	}
 	defer cc.Stop()
+	defer budget.close() // first: a delivery waiting for budget returns
 
 	// One goroutine gathers (and, for a Preparer, prepares) the next batch
 	// while this one appends the batch before it: signature checking then
