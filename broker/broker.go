@@ -259,7 +259,10 @@ func appendRetrying(ctx context.Context, app Appender, raws [][]byte, last uint6
 // after a restart), so every ledger replica gets every message once, in
 // the stream's order, whatever crashes or redeliveries happen. A batch app
 // fails is retried, whole and in order, until it succeeds (see
-// appendRetrying). It returns when ctx ends.
+// appendRetrying). When app is a Preparer, the next batch is prepared
+// while one is appended; at most readAheadBytes of messages wait in the
+// NATS client and as much again between the client and the append. It
+// returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, from uint64, app Appender, maxBatch int, log *slog.Logger) error {
 	stream, err := js.Stream(ctx, StreamName)
 	if err != nil {
