@@ -468,8 +468,8 @@ func publishFile(ctx context.Context, js jetstream.JetStream, path string) error
 // readEvent reads one record written by writeEvents; io.EOF at the end of
 // the file, io.ErrUnexpectedEOF if it ends inside a record.
 func readEvent(r *bufio.Reader) (subject, id string, raw []byte, err error) {
-	var n [4]byte
-	if _, err := io.ReadFull(r, n[:2]); err != nil {
+	var n [2]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return "", "", nil, err
 	}
 	field := func(size int) ([]byte, error) {
@@ -482,7 +482,7 @@ func readEvent(r *bufio.Reader) (subject, id string, raw []byte, err error) {
 		}
 		return b, nil
 	}
-	b, err := field(int(binary.BigEndian.Uint16(n[:2])))
+	b, err := field(int(binary.BigEndian.Uint16(n[:])))
 	if err != nil {
 		return "", "", nil, err
 	}

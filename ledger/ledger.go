@@ -364,14 +364,24 @@ type Entry struct {
 }
 
 func decodeEntry(seq uint64, v []byte) (Entry, error) {
-	if len(v) < 1+8+32+32 || v[0] != 1 {
-		return Entry{}, fmt.Errorf("%w: seq %d", ErrBadEntry, seq)
+	env, err := entryEnvelope(seq, v)
+	if err != nil {
+		return Entry{}, err
 	}
 	e := Entry{Seq: seq, AppendedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))).UTC()}
 	copy(e.PrevHash[:], v[9:41])
 	copy(e.Hash[:], v[41:73])
-	e.Envelope = bytes.Clone(v[73:])
+	e.Envelope = bytes.Clone(env)
 	return e, nil
+}
+
+// entryEnvelope is the envelope inside a stored entry value, not copied:
+// valid only as long as v is (within the read transaction).
+func entryEnvelope(seq uint64, v []byte) ([]byte, error) {
+	if len(v) < 1+8+32+32 || v[0] != 1 {
+		return nil, fmt.Errorf("%w: seq %d", ErrBadEntry, seq)
+	}
+	return v[73:], nil
 }
 
 type head struct {

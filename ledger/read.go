@@ -323,14 +323,13 @@ func (l *Ledger) rebuildCard(id string, head uint64) (storedCard, error) {
 			for k, _ := cur.Seek(supplierEventKey(id, from)); k != nil && bytes.HasPrefix(k, prefix) && n < pageSize; k, _ = cur.Next() {
 				seq := beUint64(k[len(prefix):])
 				if seq > head {
-					from = head + 1
-					return nil
+					return nil // n < pageSize: the last page
 				}
-				v := events.Get(k[len(prefix):])
-				if len(v) < 1+8+32+32 || v[0] != 1 {
-					return &ChainError{Seq: seq, Err: fmt.Errorf("%w: seq %d", ErrBadEntry, seq)}
+				env, err := entryEnvelope(seq, events.Get(k[len(prefix):]))
+				if err != nil {
+					return &ChainError{Seq: seq, Err: err}
 				}
-				o, err := envelope.Open(v[73:])
+				o, err := envelope.Open(env)
 				if err != nil {
 					return &ChainError{Seq: seq, Err: err}
 				}

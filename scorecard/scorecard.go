@@ -187,17 +187,15 @@ type Ignored struct {
 // Decoding is the cost of every read of a card that is not in memory (a
 // scorecard served cold, a supplier's card fetched for its next event), so
 // it goes through github.com/goccy/go-json, about five times faster than
-// encoding/json on a card with a long history (BenchmarkDecode). Encoding
-// stays with encoding/json: the stored bytes are hashed into checkpoints
-// and must never change. Input that the fast decoder refuses, or that makes
-// it panic, is decoded again by encoding/json, which gives the error (or,
-// should the two ever disagree on valid JSON, the answer).
-func Decode(b []byte) (c *Card, err error) {
-	c = &Card{}
-	if fastDecode(b, c) {
+// encoding/json on a card with a long history (BenchmarkDecode). Input
+// that the fast decoder refuses, or that makes it panic, is decoded again
+// by encoding/json, which gives the error (or, should the two ever
+// disagree on valid JSON, the answer).
+func Decode(b []byte) (*Card, error) {
+	if c := new(Card); fastDecode(b, c) {
 		return c, nil
 	}
-	c = &Card{}
+	c := new(Card)
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, fmt.Errorf("scorecard: decode: %w", err)
 	}
