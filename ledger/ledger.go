@@ -96,6 +96,10 @@ type Ledger struct {
 	// cards keeps decoded scorecards between batches (guarded by
 	// appendMu), so a batch does not decode the cards it touches again.
 	cards map[string]*scorecard.Card
+	// rebuildChunk, if set, replaces the rebuildChunk bound, and
+	// rebuildStaged, if set, is called after each chunk is staged (tests).
+	rebuildChunk  int
+	rebuildStaged func()
 	// pending are the published cards changed since they were last
 	// written to the file (see projection.go).
 	pending pendingCards
@@ -219,6 +223,10 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			if !opts.ReadOnly {
 				// Buckets added after format 1 was first written.
 				if err := createBuckets(tx); err != nil {
+					return err
+				}
+				// A rebuild cut short: the stored cards are the old ones.
+				if err := dropStaging(tx); err != nil {
 					return err
 				}
 			} else if tx.Bucket(bucketRegistry) == nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/supplier-accountability/sal/envelope"
@@ -268,9 +269,11 @@ func TestRestartKeepsEventsRegistryAndScorecards(t *testing.T) {
 // interleaved in the log, one with more entries than a rebuild reads in
 // one transaction, one with a name that is a prefix of another's, and a
 // registry event in between: the rebuilt cards are the cards the ledger
-// kept while appending, byte for byte.
+// kept while appending, byte for byte, also when every card is staged in
+// a transaction of its own.
 func TestRebuildOfLongAndInterleavedHistories(t *testing.T) {
 	f := mustOpenLedger(t)
+	f.l.SetRebuildChunk(1)
 	ids := []string{"acme", "acme-health", "bravo"}
 	var raws [][]byte
 	for _, id := range ids {
@@ -309,6 +312,116 @@ func TestRebuildOfLongAndInterleavedHistories(t *testing.T) {
 	if len(c.Commitments) != 2080 {
 		t.Fatalf("acme has %d commitments after rebuild, want 2080", len(c.Commitments))
 	}
+	// A second rebuild replaces the first's cards, not adds to them.
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if got, _ := f.l.Scorecard(id); !bytes.Equal(got, live[id]) {
+			t.Errorf("%s: scorecard after a second rebuild differs from the live one", id)
+		}
+	}
+}
+
+// TestRebuildCutShort: a rebuild stopped part way (its context cancelled
+// after some cards were staged) changes no card and leaves nothing
+// staged; a staging bucket left in the file by a crash is dropped when
+// the ledger is opened again, and the cards served are the old ones.
+func TestRebuildCutShort(t *testing.T) {
+	f := mustOpenLedger(t)
+	var raws [][]byte
+	for i := range 40 {
+		id := fmt.Sprintf("supplier-%02d", i)
+		raws = append(raws, f.seal(t, f.svc, id, &pb.SupplierRegistered{Name: id}),
+			f.seal(t, f.svc, id, &pb.CommitmentMade{CommitmentId: "cm1", StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}))
+	}
+	f.mustAppend(t, raws...)
+	live, err := f.l.Scorecard("supplier-07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.l.SetRebuildChunk(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	staged := 0
+	f.l.SetRebuildObserver(func() {
+		if staged++; staged == 5 {
+			cancel()
+		}
+	})
+	if err := f.l.RebuildProjections(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("rebuild cancelled part way: %v, want context.Canceled", err)
+	}
+	if staged < 5 {
+		t.Fatalf("%d chunks staged before the cancel, want at least 5", staged)
+	}
+	if got, _ := f.l.Scorecard("supplier-07"); !bytes.Equal(got, live) {
+		t.Fatalf("scorecard changed by a rebuild cut short:\n got %s\nwant %s", got, live)
+	}
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.l = nil
+	if staging(t, f.path) {
+		t.Error("a cancelled rebuild left its staging bucket")
+	}
+	db, err := bolt.Open(f.path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		// What a crash part way through a rebuild leaves: a staged card
+		// that must never be served.
+		st, err := tx.CreateBucket([]byte("rebuild"))
+		if err != nil {
+			return err
+		}
+		b, err := st.CreateBucket([]byte("scorecards"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("supplier-07"), []byte(`{"supplier_id":"supplier-07","staged":true}`))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reopen(t)
+	if got, _ := f.l.Scorecard("supplier-07"); !bytes.Equal(got, live) {
+		t.Fatalf("scorecard after reopening on a staged rebuild:\n got %s\nwant %s", got, live)
+	}
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.l = nil
+	if staging(t, f.path) {
+		t.Fatal("reopening did not drop the staging bucket a crash left")
+	}
+	f.reopen(t)
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.l.Scorecard("supplier-07"); !bytes.Equal(got, live) {
+		t.Fatalf("scorecard after a full rebuild:\n got %s\nwant %s", got, live)
+	}
+}
+
+// staging says whether the ledger file at path holds a rebuild's staging
+// bucket.
+func staging(t *testing.T, path string) bool {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	found := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket([]byte("rebuild")) != nil
+		return nil
+	})
+	return found
 }
 
 // TestPreparedAheadOfRegistryChanges: batches prepared (signatures checked

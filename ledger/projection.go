@@ -123,7 +123,15 @@ func (p *pendingCards) reset(now time.Time) {
 // writeCards stores cards and their digests and records that the stored
 // cards now reflect the log up to seq.
 func writeCards(tx *bolt.Tx, seq uint64, sets ...map[string]storedCard) error {
-	cards, digests := tx.Bucket(bucketScorecards), tx.Bucket(bucketCardDigests)
+	if err := putCards(tx.Bucket(bucketScorecards), tx.Bucket(bucketCardDigests), sets...); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyCardsSeq, u64(seq))
+}
+
+// putCards puts cards in one bucket and their digests in another (later
+// sets win).
+func putCards(cards, digests *bolt.Bucket, sets ...map[string]storedCard) error {
 	for _, set := range sets {
 		for id, c := range set {
 			if err := cards.Put([]byte(id), c.json); err != nil {
@@ -134,7 +142,7 @@ func writeCards(tx *bolt.Tx, seq uint64, sets ...map[string]storedCard) error {
 			}
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keyCardsSeq, u64(seq))
+	return nil
 }
 
 // cardsDigestOver is the checkpoints' scorecards digest over the stored

@@ -1,0 +1,7 @@
+package ledger
+
+// SetRebuildChunk makes rebuilds write their staged cards every n bytes.
+func (l *Ledger) SetRebuildChunk(n int) { l.rebuildChunk = n }
+
+// SetRebuildObserver has fn called after each chunk a rebuild stages.
+func (l *Ledger) SetRebuildObserver(fn func()) { l.rebuildStaged = fn }
