@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/supplier-accountability/sal/audit"
 	"github.com/supplier-accountability/sal/bundle"
@@ -135,6 +136,16 @@ func TestVerifyAnUntouchedLedgerAndItsBundle(t *testing.T) {
 	if err != nil || !brep.OK() || brep.Entries != rep.Entries || brep.Root != rep.Root {
 		t.Fatalf("bundle verify: %+v %v", brep, err)
 	}
+	// A ledger longer than verification may hold cards for is verified
+	// in passes, a group of suppliers each, to the same report.
+	for _, src := range []audit.Source{l, b} {
+		for _, budget := range []int{1, 7, 40} {
+			prep, err := audit.VerifyInPasses(context.Background(), src, f.trust, budget)
+			if err != nil || !sameReport(prep, rep) {
+				t.Fatalf("verify %T holding %d events' cards: %+v %v, want %+v", src, budget, prep, err, rep)
+			}
+		}
+	}
 	// Replay at the head reproduces the live projection byte for byte.
 	cards, err := audit.Replay(context.Background(), l, head)
 	if err != nil {
@@ -146,6 +157,13 @@ func TestVerifyAnUntouchedLedgerAndItsBundle(t *testing.T) {
 			t.Fatalf("replayed scorecard of %s differs from the live one", id)
 		}
 	}
+}
+
+// sameReport says whether two reports say the same, failure included.
+func sameReport(a, b audit.Report) bool {
+	fa, fb := a.Failure, b.Failure
+	a.Failure, b.Failure = nil, nil
+	return a == b && (fa == nil) == (fb == nil) && (fa == nil || *fa == *fb)
 }
 
 func exportBundle(t testing.TB, l *ledger.Ledger, f fixture, dir string) {
@@ -202,6 +220,19 @@ func TestVerifyCatchesTamperingWithTheLedgerFile(t *testing.T) {
 	es, _ := fl.Entries(6, 1)
 	foreignEnv = es[0].Envelope
 
+	cpKey, err := keys.Load(filepath.Join(base.dir, "keys", "checkpoint.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := base.open(t).Checkpoints()
+	if err != nil || len(cps) < 3 {
+		t.Fatalf("%d checkpoints, %v", len(cps), err)
+	}
+	third, err := ledger.ParseCheckpoint(ledger.CheckpointBody(cps[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name    string
 		edit    func(t testing.TB, tx *bolt.Tx)
@@ -223,6 +254,23 @@ func TestVerifyCatchesTamperingWithTheLedgerFile(t *testing.T) {
 			nv[len(nv)-10] ^= 1
 			b.Put(k, nv)
 		}, 0, "checkpoint"},
+		{"re-sign a checkpoint over other scorecards", func(t testing.TB, tx *bolt.Tx) {
+			// Only the checkpoint key's holder can do this: the replayed
+			// scorecards are what catches it.
+			c := third
+			c.CardsDigest[0] ^= 1
+			signer, _, err := keys.NoteSigner(c.Origin, cpKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed, err := note.Sign(&note.Note{Text: c.Text()}, signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Bucket([]byte("checkpoints")).Put(u64(c.Size), signed); err != nil {
+				t.Fatal(err)
+			}
+		}, third.Size, "replayed scorecards"},
 		{"delete an event", func(t testing.TB, tx *bolt.Tx) { tx.Bucket([]byte("events")).Delete(u64(10)) }, 10, "missing"},
 		{"swap two events", func(t testing.TB, tx *bolt.Tx) {
 			b := tx.Bucket([]byte("events"))
@@ -265,7 +313,8 @@ func TestVerifyCatchesTamperingWithTheLedgerFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-			rep, err := audit.Verify(context.Background(), f.open(t), f.trust)
+			l := f.open(t)
+			rep, err := audit.Verify(context.Background(), l, f.trust)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,6 +326,13 @@ func TestVerifyCatchesTamperingWithTheLedgerFile(t *testing.T) {
 			}
 			if !strings.Contains(rep.Failure.Reason, c.reason) {
 				t.Fatalf("reason %q does not mention %q", rep.Failure.Reason, c.reason)
+			}
+			// In passes, a group of suppliers each: the same finding.
+			for _, budget := range []int{1, 7} {
+				prep, err := audit.VerifyInPasses(context.Background(), l, f.trust, budget)
+				if err != nil || !sameReport(prep, rep) {
+					t.Fatalf("holding %d events' cards: %+v (%+v) %v, want %+v (%+v)", budget, prep, prep.Failure, err, rep, rep.Failure)
+				}
 			}
 		})
 	}
@@ -367,5 +423,42 @@ func TestRuleAuditFlagsAConsequenceTheRulesDidNotRequire(t *testing.T) {
 	// the rules require a disinvestment review the log does not have.
 	if len(findings) == 0 || findings[0].Kind != "unjustified" || findings[0].EventID != ev.EventId {
 		t.Fatalf("findings %+v, want the invented breach %s as unjustified", findings, ev.EventId)
+	}
+}
+
+// shifting is a source whose entries change after the first reading: a
+// file rewritten while an auditor verifies it in passes.
+type shifting struct {
+	audit.Source
+	scans int
+}
+
+func (s *shifting) Scan(ctx context.Context, fn func(ledger.Entry) error) error {
+	s.scans++
+	return s.Source.Scan(ctx, func(e ledger.Entry) error {
+		if s.scans > 1 && e.Seq == 5 {
+			e.Envelope = bytes.Clone(e.Envelope)
+			e.Envelope[len(e.Envelope)/2] ^= 1
+		}
+		return fn(e)
+	})
+}
+
+func TestVerifyInPassesCatchesALedgerChangedBetweenReadings(t *testing.T) {
+	f := mustBuildLedger(t)
+	src := &shifting{Source: f.open(t)}
+	rep, err := audit.VerifyInPasses(context.Background(), src, f.trust, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.scans < 2 {
+		t.Fatalf("%d readings, want more than one", src.scans)
+	}
+	if rep.OK() || rep.Failure.Seq != 5 || !strings.Contains(rep.Failure.Reason, "changed while it was being verified") {
+		t.Fatalf("report %+v (%+v), want a failure at 5 saying the ledger changed", rep, rep.Failure)
+	}
+	// Read once, the same source verifies.
+	if rep, err := audit.Verify(context.Background(), &shifting{Source: f.open(t)}, f.trust); err != nil || !rep.OK() {
+		t.Fatalf("verified in one pass: %+v %v", rep.Failure, err)
 	}
 }

@@ -101,3 +101,50 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportMetric(float64(built.n*b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "cores")
 }
+
+// BenchmarkVerifyInPasses verifies one ledger holding every card at once
+// and holding a quarter of them at a time (four passes), and reports each
+// one's events/s and the peak Go heap in use while it ran.
+func BenchmarkVerifyInPasses(b *testing.B) {
+	built := buildLedger(b, b.TempDir())
+	l, err := ledger.Open(built.path, built.trust.RootKey, ledger.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for _, c := range []struct {
+		name   string
+		budget int
+	}{{"one pass", built.n * 2}, {"four passes", (built.n + 3) / 4}} {
+		b.Run(c.name, func(b *testing.B) {
+			runtime.GC()
+			stop := make(chan struct{})
+			peak := make(chan uint64)
+			go func() {
+				var top uint64
+				var ms runtime.MemStats
+				for {
+					runtime.ReadMemStats(&ms)
+					top = max(top, ms.HeapInuse)
+					select {
+					case <-stop:
+						peak <- top
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}()
+			b.ResetTimer()
+			for range b.N {
+				rep, err := audit.VerifyInPasses(context.Background(), l, built.trust, c.budget)
+				if err != nil || !rep.OK() || rep.Entries != uint64(built.n) {
+					b.Fatalf("verify: %+v %v", rep.Failure, err)
+				}
+			}
+			b.StopTimer()
+			close(stop)
+			b.ReportMetric(float64(built.n*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(<-peak)/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
