@@ -208,13 +208,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	settle()
 	mem.phase("ingest")
-	say("rebuild: dropping the scorecards and replaying them from the log")
-	start = time.Now()
-	if err := sys.Ledger.RebuildProjections(ctx); err != nil {
-		return nil, err
+	say("rebuild: dropping the scorecards and replaying them from the log, three times")
+	// One rebuild of 200,000 events takes under half a second, short
+	// enough for a neighbour on a shared machine to move it by a third:
+	// the figure is the median of three, with the spread beside it.
+	var rates []float64
+	for range 3 {
+		start = time.Now()
+		if err := sys.Ledger.RebuildProjections(ctx); err != nil {
+			return nil, err
+		}
+		rates = append(rates, float64(want)/time.Since(start).Seconds())
 	}
-	rb := float64(want) / time.Since(start).Seconds()
-	rep.add(Figure{Name: "rebuild projections from the log", Value: rb, Unit: "events/s"}.aim("≥ 500,000 events/s", rb >= 500_000))
+	sort.Float64s(rates)
+	rb := rates[1]
+	rep.add(Figure{Name: "rebuild projections from the log", Value: rb, Unit: "events/s", Note: fmt.Sprintf("median of 3 (%.0f-%.0f)", rates[0], rates[2])}.aim("≥ 500,000 events/s", rb >= 500_000))
 
 	settle()
 	mem.phase("rebuild")
