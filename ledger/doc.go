@@ -29,6 +29,10 @@
 //	card_digests supplier id  -> SHA-256 of its stored scorecard (for checkpoints)
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
+//	rebuild     (only while RebuildProjections runs) nested buckets
+//	            "scorecards" and "card_digests", staged in chunks and moved
+//	            to the top level in its last transaction; one left by a
+//	            crash is dropped at Open
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
