@@ -62,6 +62,7 @@ type Report struct {
 	Checkpoints int
 	Root        [32]byte // Merkle root at the last entry
 	Suppliers   int
+	Passes      int      // readings of the log: one per group of suppliers (see cardBudget)
 	Failure     *Failure // nil when everything verified
 }
 
@@ -186,7 +187,7 @@ func verify(ctx context.Context, src Source, trust Trust, budget int) (Report, e
 	if v.groups > 1 {
 		v.changed = make([][]cardHash, len(v.cps))
 	}
-	var rep Report
+	rep := Report{Passes: 1}
 	fail := func(f *Failure) (Report, error) {
 		if v.groups > 1 && f.Seq > 0 {
 			// A scorecard digest wrong at an earlier checkpoint is the
@@ -239,6 +240,7 @@ func verify(ctx context.Context, src Source, trust Trust, budget int) (Report, e
 		return fail(&Failure{Seq: c.Size, Reason: fmt.Sprintf("checkpoint at size %d is beyond the log's %d entries (truncated?)", c.Size, v.want-1)})
 	}
 	if v.groups > 1 {
+		rep.Passes = v.groups
 		f, err := v.laterPasses(ctx, src, size)
 		if err != nil {
 			return rep, err

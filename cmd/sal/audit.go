@@ -133,6 +133,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "  suppliers:    %d\n  merkle root:  %s\n", rep.Suppliers, base64.StdEncoding.EncodeToString(rep.Root[:]))
 	}
 	fmt.Fprintf(stdout, "  time:         %s (%.0f events/s)\n", took.Round(time.Millisecond), float64(rep.Entries)/took.Seconds())
+	if rep.Passes > 1 {
+		fmt.Fprintf(stdout, "  readings:     %d (the scorecards were replayed a group of suppliers at a time)\n", rep.Passes)
+	}
 	if !rep.OK() {
 		fmt.Fprintf(stdout, "FAIL: first bad sequence number %d: %s\n", rep.Failure.Seq, rep.Failure.Reason)
 		return fmt.Errorf("verification failed at seq %d", rep.Failure.Seq)
