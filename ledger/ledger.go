@@ -95,7 +95,8 @@ type Ledger struct {
 	regSnap atomic.Pointer[keys.Registry]
 	// cards keeps decoded scorecards between batches (guarded by
 	// appendMu), so a batch does not decode the cards it touches again.
-	cards map[string]*scorecard.Card
+	cards    map[string]*scorecard.Card
+	maxCards int // bound on cards (Options.CachedCards)
 	// rebuildChunk, if set, replaces the rebuildChunk bound, and
 	// rebuildStaged, if set, is called after each chunk is staged (tests).
 	rebuildChunk  int
@@ -138,6 +139,10 @@ type Options struct {
 	ReadOnly bool
 	// Observer, when set, is told about every committed batch.
 	Observer Observer
+	// CachedCards is how many decoded scorecards to keep between batches
+	// (each some 200 KiB for a supplier with 200 events); a supplier's
+	// card out of the cache is decoded again for its next event. 0: 4,096.
+	CachedCards int
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -192,6 +197,10 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
 	l.pending.cards = map[string]storedCard{}
+	l.maxCards = opts.CachedCards
+	if l.maxCards <= 0 {
+		l.maxCards = defaultCachedCards
+	}
 	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update

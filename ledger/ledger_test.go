@@ -562,3 +562,64 @@ func TestResealedWriteIsADuplicateAndAnotherPayloadIsNot(t *testing.T) {
 		t.Fatalf("card: %d events, name %q; want 1, Acme", card.EventCount, card.Name)
 	}
 }
+
+// TestSmallCardCache: with more suppliers active than the ledger keeps
+// decoded cards for, cards leave the cache and are read back for their
+// next event (from the batches not yet published, the pending cards or
+// the file): every card still ends
+// as a rebuild from the log makes it, byte for byte, before and after the
+// cards are flushed and the ledger reopened.
+func TestSmallCardCache(t *testing.T) {
+	f := mustOpenLedger(t)
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }, CachedCards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.l = l
+	ids := []string{"s1", "s2", "s3", "s4", "s5"}
+	for _, id := range ids {
+		f.mustAppend(t, f.seal(t, f.svc, id, &pb.SupplierRegistered{Name: id}))
+	}
+	var stream uint64
+	for round := range 6 {
+		var raws [][]byte
+		for i, id := range ids {
+			cm := fmt.Sprintf("cm%d-%d", round, i)
+			raws = append(raws,
+				f.seal(t, f.svc, id, &pb.CommitmentMade{CommitmentId: cm, StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}),
+				f.seal(t, f.svc, id, &pb.AssessmentRecorded{AssessmentId: "as" + cm, CommitmentId: cm, Outcome: pb.Outcome_OUTCOME_CONFORMANT, EvidenceRef: "E", Assessor: "A"}))
+		}
+		// Batches of three events, read from a stream that has more: each
+		// names suppliers the cache of two has just dropped, and nothing
+		// is published (the clock stands still) until the last.
+		for i := 0; i < len(raws); i += 3 {
+			stream++
+			last := round == 5 && i+3 >= len(raws)
+			if _, err := f.l.AppendFromStream(context.Background(), raws[i:min(i+3, len(raws))], stream, last); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	live := map[string][]byte{}
+	for _, id := range ids {
+		if live[id], err = f.l.Scorecard(id); err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.l.Card(id)
+		if err != nil || len(c.Commitments) != 6 || c.Commitments[5].Status != scorecard.StatusMet {
+			t.Fatalf("%s: %d commitments (%v), want 6, the last met", id, len(c.Commitments), err)
+		}
+	}
+	f.reopen(t)
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if got, _ := f.l.Scorecard(id); !bytes.Equal(got, live[id]) {
+			t.Errorf("%s: rebuilt scorecard differs from the one kept with a cache of two cards:\n got %s\nwant %s", id, got, live[id])
+		}
+	}
+}

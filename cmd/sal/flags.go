@@ -53,3 +53,16 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// cardCacheFlag is the -card-cache flag of the commands that run a ledger.
+func cardCacheFlag(fs *flag.FlagSet) *int {
+	return fs.Int("card-cache", envInt("SAL_CARD_CACHE", 4096), "decoded scorecards the ledger keeps in memory between batches, each some 200 KiB for a supplier with 200 events; fewer use less memory and decode more cards again when many suppliers are active (env SAL_CARD_CACHE)")
+}
+
+// checkCardCache refuses a -card-cache that cannot bound anything.
+func checkCardCache(n int) error {
+	if n < 1 {
+		return fmt.Errorf("-card-cache must be at least 1, got %d", n)
+	}
+	return nil
+}
