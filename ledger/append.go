@@ -166,7 +166,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	}
 	var touched map[string]*scorecard.Card
 	var updates map[string]storedCard
-	var headSeq uint64
+	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
 	flush := publish && l.pending.due(now)
@@ -189,7 +189,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 			}
 		}
 		err := b.finish()
-		updates, headSeq = b.updates, b.head.seq
+		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
 		return err
 	}, func() {
 		if publish {
@@ -242,6 +242,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	woken := append(l.unpublished, results...)
 	l.unpublished = nil
 	l.published.Store(headSeq)
+	l.announcedQ.Store(qHead)
 	l.notify(woken)
 	return results, nil
 }
@@ -510,7 +511,9 @@ func (l *Ledger) Wait(ctx context.Context, eventID string) (Result, error) {
 	l.mu.Unlock()
 	defer l.dropWaiter(eventID, ch)
 
-	if r, ok, err := l.Lookup(eventID); err != nil || (ok && (r.Quarantined || r.Seq <= l.published.Load())) {
+	// Answered from the file only once published: then the batch is
+	// counted by the Observer and on the scorecards too.
+	if r, qseq, ok, err := l.lookup(eventID); err != nil || (ok && (r.Quarantined && qseq <= l.announcedQ.Load() || !r.Quarantined && r.Seq <= l.published.Load())) {
 		return r, err
 	}
 	for {
@@ -549,6 +552,12 @@ func (l *Ledger) dropWaiter(eventID string, ch chan Result) {
 // Lookup says what became of an event id: appended (with its seq),
 // quarantined (with the reason), or not seen (ok false).
 func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
+	r, _, ok, err = l.lookup(eventID)
+	return r, ok, err
+}
+
+// lookup is Lookup, also giving a quarantined event's quarantine sequence.
+func (l *Ledger) lookup(eventID string) (r Result, qseq uint64, ok bool, err error) {
 	err = l.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketEventIDs).Get([]byte(eventID)); v != nil {
 			r, ok = Result{EventID: eventID, Seq: beUint64(v)}, true
@@ -559,11 +568,26 @@ func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
 			if err := json.Unmarshal(tx.Bucket(bucketQuarantine).Get(v), &rec); err != nil {
 				return fmt.Errorf("quarantine %d: %w", beUint64(v), err)
 			}
-			r, ok = Result{EventID: eventID, Quarantined: true, Reason: rec.Reason}, true
+			r, qseq, ok = Result{EventID: eventID, Quarantined: true, Reason: rec.Reason}, beUint64(v), true
 		}
 		return nil
 	})
-	return r, ok, err
+	return r, qseq, ok, err
+}
+
+// readQHead is the sequence of the last quarantine record.
+func readQHead(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyQHead); len(v) == 8 {
+		return beUint64(v)
+	}
+	return 0
+}
+
+// storedQHead is readQHead of the last commit.
+func (l *Ledger) storedQHead() uint64 {
+	var q uint64
+	_ = l.db.View(func(tx *bolt.Tx) error { q = readQHead(tx); return nil })
+	return q
 }
 
 // verifyAhead decodes the batch's envelopes and checks, on every core and

@@ -110,7 +110,11 @@ type Ledger struct {
 	unpublished []Result
 	lastPublish time.Time
 	published   atomic.Uint64 // the head at the last publication
-	broken      error         // set when dirty cards could not be restored
+	// announcedQ is the quarantine head at the last publication: Wait
+	// answers from the file for quarantine records up to it only, so
+	// whoever it answers finds the batch counted (Observer) too.
+	announcedQ atomic.Uint64
+	broken     error // set when dirty cards could not be restored
 
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
@@ -257,6 +261,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
+	l.announcedQ.Store(l.storedQHead())
 	return l, nil
 }
 

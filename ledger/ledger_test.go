@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -574,12 +575,15 @@ func TestSmallCardCache(t *testing.T) {
 	if err := f.l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }, CachedCards: 2})
+	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }, CachedCards: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.l = l
-	ids := []string{"s1", "s2", "s3", "s4", "s5"}
+	var ids []string
+	for i := range 11 {
+		ids = append(ids, fmt.Sprintf("s%02d", i))
+	}
 	for _, id := range ids {
 		f.mustAppend(t, f.seal(t, f.svc, id, &pb.SupplierRegistered{Name: id}))
 	}
@@ -593,7 +597,7 @@ func TestSmallCardCache(t *testing.T) {
 				f.seal(t, f.svc, id, &pb.AssessmentRecorded{AssessmentId: "as" + cm, CommitmentId: cm, Outcome: pb.Outcome_OUTCOME_CONFORMANT, EvidenceRef: "E", Assessor: "A"}))
 		}
 		// Batches of three events, read from a stream that has more: each
-		// names suppliers the cache of two has just dropped, and nothing
+		// names suppliers the cache of four has just dropped, and nothing
 		// is published (the clock stands still) until the last.
 		for i := 0; i < len(raws); i += 3 {
 			stream++
@@ -619,7 +623,62 @@ func TestSmallCardCache(t *testing.T) {
 	}
 	for _, id := range ids {
 		if got, _ := f.l.Scorecard(id); !bytes.Equal(got, live[id]) {
-			t.Errorf("%s: rebuilt scorecard differs from the one kept with a cache of two cards:\n got %s\nwant %s", id, got, live[id])
+			t.Errorf("%s: rebuilt scorecard differs from the one kept with a cache of four cards:\n got %s\nwant %s", id, got, live[id])
 		}
+	}
+}
+
+// held is an Observer that holds every batch's count until released.
+type held struct {
+	counting chan struct{} // a batch is being counted
+	release  chan struct{}
+}
+
+func (h *held) Batch([]ledger.Result, time.Duration) {
+	h.counting <- struct{}{}
+	<-h.release
+}
+
+// TestWaitAnswersAQuarantinedEventOnceCounted: a quarantine record is in
+// the file before the batch that wrote it is counted by the Observer
+// (metrics) and published; Wait does not answer from the file before
+// then, so whoever it answers finds the refusal counted.
+func TestWaitAnswersAQuarantinedEventOnceCounted(t *testing.T) {
+	f := mustOpenLedger(t)
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h := &held{counting: make(chan struct{}), release: make(chan struct{})}
+	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }, Observer: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.l = l
+	stranger := envelope.NewSigner(newKey(t))
+	raw, ev, err := stranger.Seal(envelope.Draft{SupplierID: "acme", OccurredAt: epoch, Payload: &pb.SupplierRegistered{Name: "forged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan error, 1)
+	go func() {
+		_, err := l.AppendFromStream(context.Background(), [][]byte{raw}, 1, true)
+		appended <- err
+	}()
+	<-h.counting // committed, not yet counted
+	if r, ok, err := l.Lookup(ev.EventId); err != nil || !ok || !r.Quarantined {
+		t.Fatalf("lookup while counting: %+v %v %v, want the quarantine record in the file", r, ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if r, err := l.Wait(ctx, ev.EventId); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait answered %+v, %v before the batch was counted", r, err)
+	}
+	close(h.release)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Wait(context.Background(), ev.EventId)
+	if err != nil || !r.Quarantined || !strings.Contains(r.Reason, "unknown") {
+		t.Fatalf("wait after counting: %+v %v, want quarantined for an unknown key", r, err)
 	}
 }

@@ -168,6 +168,7 @@ func (l *Ledger) publishAll() error {
 	woken := l.unpublished
 	l.unpublished = nil
 	l.published.Store(head)
+	l.announcedQ.Store(l.storedQHead())
 	l.notify(woken)
 	return nil
 }

@@ -290,6 +290,7 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	woken := l.unpublished
 	l.unpublished = nil
 	l.published.Store(head)
+	l.announcedQ.Store(l.storedQHead())
 	l.notify(woken)
 	return nil
 }
