@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // flagSet returns a FlagSet whose errors and help go to stderr.
@@ -39,24 +42,57 @@ func parse(fs *flag.FlagSet, args []string) error {
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return errUsage
 	}
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := f.Value.(*intValue); ok && v.envErr != nil && bad == nil {
+			bad = v.envErr
+		}
+	})
+	return bad
+}
+
+// intValue is an int flag whose default may come from an environment
+// variable. A value there that is not a whole number is kept as envErr
+// for parse to refuse, unless the flag is given, which wins.
+type intValue struct {
+	n      *int
+	envErr error
+}
+
+func (v *intValue) String() string {
+	if v == nil || v.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.n)
+}
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	*v.n, v.envErr = n, nil
 	return nil
 }
 
-// envInt returns the environment variable as an int, or def when it is
-// unset or not a number.
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		var n int
-		if _, err := fmt.Sscanf(v, "%d", &n); err == nil {
-			return n
+// intFlag defines an int flag whose default comes from an environment
+// variable, named in the help text.
+func intFlag(fs *flag.FlagSet, name, envName string, def int, help string) *int {
+	v := &intValue{n: &def}
+	if s, ok := os.LookupEnv(envName); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+			*v.n = n
+		} else {
+			v.envErr = fmt.Errorf("%s=%q is not a whole number (flag -%s)", envName, s, name)
 		}
 	}
-	return def
+	fs.Var(v, name, fmt.Sprintf("%s (env %s)", help, envName))
+	return v.n
 }
 
 // cardCacheFlag is the -card-cache flag of the commands that run a ledger.
 func cardCacheFlag(fs *flag.FlagSet) *int {
-	return fs.Int("card-cache", envInt("SAL_CARD_CACHE", 4096), "decoded scorecards the ledger keeps in memory between batches, each some 200 KiB for a supplier with 200 events; fewer use less memory and decode more cards again when many suppliers are active (env SAL_CARD_CACHE)")
+	return intFlag(fs, "card-cache", "SAL_CARD_CACHE", 4096, "`count` of decoded scorecards the ledger keeps in memory between batches, each some 200 KiB for a supplier with 200 events; fewer use less memory and decode more cards again when many suppliers are active")
 }
 
 // checkCardCache refuses a -card-cache that cannot bound anything.

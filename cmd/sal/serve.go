@@ -68,7 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	natsPassword := stringFlag(fs, "nats-password", "SAL_NATS_PASSWORD", "", "password for NATS (prefer the environment variable)")
 	natsNKey := stringFlag(fs, "nats-nkey", "SAL_NATS_NKEY", "", "file holding a NATS user NKey seed, to authenticate without a password")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "json", "log format: text or json")
-	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream (3 on a three-node cluster) (env SAL_REPLICAS)")
+	replicas := intFlag(fs, "replicas", "SAL_REPLICAS", 1, "`count` of replicas of the event stream (3 on a three-node cluster)")
 	cardCache := cardCacheFlag(fs)
 	limits := writeLimitFlags(fs)
 	urls := map[string]*string{}
@@ -182,7 +182,7 @@ func printTokens(w io.Writer, toks []system.DemoToken) bool {
 // returns reads them once the flags are parsed.
 func writeLimitFlags(fs *flag.FlagSet) func() (rate float64, burst int, err error) {
 	rate := stringFlag(fs, "write-rate", "SAL_WRITE_RATE", fmt.Sprint(ratelimit.DefaultRate), "writes a second each token may make through the API and the pages (above it: 429 with Retry-After); a negative number: no limit")
-	burst := fs.Int("write-burst", envInt("SAL_WRITE_BURST", ratelimit.DefaultBurst), "writes a token may make at once after a quiet spell (env SAL_WRITE_BURST)")
+	burst := intFlag(fs, "write-burst", "SAL_WRITE_BURST", ratelimit.DefaultBurst, "`count` of writes a token may make at once after a quiet spell")
 	return func() (float64, int, error) {
 		r, err := strconv.ParseFloat(*rate, 64)
 		if err != nil {

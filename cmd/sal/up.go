@@ -25,7 +25,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsNKey := stringFlag(fs, "nats-nkey", "SAL_NATS_NKEY", "", "file holding a NATS user NKey seed, to authenticate to the external NATS without a password")
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
-	replicas := fs.Int("replicas", envInt("SAL_REPLICAS", 1), "replicas of the event stream on an external NATS cluster (3 for a three-node cluster) (env SAL_REPLICAS)")
+	replicas := intFlag(fs, "replicas", "SAL_REPLICAS", 1, "`count` of replicas of the event stream on an external NATS cluster (3 for a three-node cluster)")
 	cardCache := cardCacheFlag(fs)
 	demoSeed := fs.Int64("demo", 0, "seed a fictional demo data set (12 suppliers, two years of history) from this seed, through the signed-event path, into an empty ledger; 0: no demo data")
 	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
