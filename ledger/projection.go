@@ -22,14 +22,15 @@ import (
 // in memory (pending: their JSON and digest), serves reads from there
 // first, and writes them all in one publishing batch's transaction when
 // flushEvery has gone by since the last flush, when they pass flushBytes
-// (a bound on the memory they take), and at Close. With 256 MiB, peak Go
-// heap in sal bench at 1,000,000 events (5,000 suppliers, whose cards
-// change faster than 2 s go by) was 2,918-3,019 MiB in three runs; with
-// 64 MiB, 2,551 and 2,554 in two, ingest unchanged. At 200,000 events
-// the cards changed in 2 s are about 67 MB, so it changes little there.
-// Every checkpoint still
+// (a bound on the memory they take), and at Close. Every checkpoint still
 // commits to every card as it stands at its size (stored digests overlaid
 // by pending ones).
+//
+// With flushBytes at 256 MiB, peak Go heap in sal bench at 1,000,000
+// events (5,000 suppliers, whose cards change faster than 2 s go by) was
+// 2,918-3,019 MiB in three runs; at 64 MiB, 2,551 and 2,554 in two,
+// ingest unchanged. At 200,000 events the cards changed in 2 s are about
+// 67 MB, so the bound changes little there.
 //
 // meta "cards_seq" is the log position the stored cards reflect. After a
 // crash the pending cards are gone but the log has every event: Open
