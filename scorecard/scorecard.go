@@ -59,6 +59,9 @@ type Card struct {
 	// idx finds the card's records by id for Apply; nil until Apply first
 	// runs on the card (see index).
 	idx *index
+	// part is set on a card read record by record (NewPartial): its lists
+	// hold only the records read or added, the rest are in a Store.
+	part *partial
 }
 
 // Commitment is one promise: a standard at a version, for a product, by a date.
@@ -222,23 +225,16 @@ func fastDecode(b []byte, c *Card) (ok bool) {
 // event type, and by FuzzDecodeCard on arbitrary cards) and about twice as
 // fast. Like Apply, it must not run concurrently with anything else on c.
 func Encode(c *Card) ([]byte, error) {
-	head, err := json.Marshal(struct {
-		SupplierID   string `json:"supplier_id"`
-		Name         string `json:"name"`
-		Registered   bool   `json:"registered"`
-		RegisteredBy string `json:"registered_event,omitempty"`
-	}{c.SupplierID, c.Name, c.Registered, c.RegisteredBy})
-	if err != nil {
-		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
+	if c.part != nil {
+		return nil, fmt.Errorf("scorecard: encode %s: a partial card is stored with Writes", c.SupplierID)
 	}
-	tail, err := json.Marshal(struct {
-		Ignored       []Ignored `json:"ignored_events,omitempty"`
-		LastSeq       uint64    `json:"last_seq"`
-		LastEventTime string    `json:"last_event_time"`
-		EventCount    int       `json:"event_count"`
-	}{c.Ignored, c.LastSeq, c.LastEventTime, c.EventCount})
+	head, err := encodeHead(c.SupplierID, c.Name, c.Registered, c.RegisteredBy)
 	if err != nil {
-		return nil, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
+		return nil, err
+	}
+	tail, err := encodeTail(c.Ignored, c.LastSeq, c.LastEventTime, c.EventCount)
+	if err != nil {
+		return nil, err
 	}
 	if c.encoded == nil {
 		c.encoded = map[any][]byte{}
@@ -256,14 +252,42 @@ func Encode(c *Card) ([]byte, error) {
 	}
 	out := make([]byte, 0, size)
 	out = append(out, head[:len(head)-1]...)
-	out = records(out, `,"commitments":`, c.Commitments, c.encoded)
-	out = records(out, `,"breaches":`, c.Breaches, c.encoded)
-	out = records(out, `,"remediation_plans":`, c.Plans, c.encoded)
-	out = records(out, `,"disputes":`, c.Disputes, c.encoded)
-	out = records(out, `,"disinvestment_reviews":`, c.Reviews, c.encoded)
+	out = records(out, sectionField[0], c.Commitments, c.encoded)
+	out = records(out, sectionField[1], c.Breaches, c.encoded)
+	out = records(out, sectionField[2], c.Plans, c.encoded)
+	out = records(out, sectionField[3], c.Disputes, c.encoded)
+	out = records(out, sectionField[4], c.Reviews, c.encoded)
 	out = append(out, ',')
 	out = append(out, tail[1:]...)
 	return out, nil
+}
+
+// encodeHead is the JSON of a card's fields before its records, as
+// json.Marshal writes the card; encodeTail of those after them.
+func encodeHead(supplierID, name string, registered bool, registeredBy string) ([]byte, error) {
+	head, err := json.Marshal(struct {
+		SupplierID   string `json:"supplier_id"`
+		Name         string `json:"name"`
+		Registered   bool   `json:"registered"`
+		RegisteredBy string `json:"registered_event,omitempty"`
+	}{supplierID, name, registered, registeredBy})
+	if err != nil {
+		return nil, fmt.Errorf("scorecard: encode %s: %w", supplierID, err)
+	}
+	return head, nil
+}
+
+func encodeTail(ignored []Ignored, lastSeq uint64, lastEventTime string, eventCount int) ([]byte, error) {
+	tail, err := json.Marshal(struct {
+		Ignored       []Ignored `json:"ignored_events,omitempty"`
+		LastSeq       uint64    `json:"last_seq"`
+		LastEventTime string    `json:"last_event_time"`
+		EventCount    int       `json:"event_count"`
+	}{ignored, lastSeq, lastEventTime, eventCount})
+	if err != nil {
+		return nil, fmt.Errorf("scorecard: encode tail: %w", err)
+	}
+	return tail, nil
 }
 
 // encodeRecords puts the JSON of every record of xs missing from enc (new,
@@ -403,7 +427,7 @@ func (c *Card) subject(payload proto.Message) string {
 // commitmentOf is the id of the commitment an assessment assesses, or "".
 func (c *Card) commitmentOf(assessmentID string) string {
 	if c.idx != nil {
-		if x, ok := c.idx.assessments[assessmentID]; ok {
+		if x := c.assessed(assessmentID); x.cm != nil {
 			return x.cm.ID
 		}
 		return ""
@@ -511,7 +535,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 		if c.breach(p.BreachId) == nil {
 			return "plan for unknown breach " + p.BreachId
 		}
-		if _, ok := ix.plans[p.PlanId]; ok {
+		if c.hasPlan(p.PlanId) {
 			return "plan " + p.PlanId + " already agreed (a replay under a new event id?)"
 		}
 		c.Plans = append(c.Plans, &Plan{
@@ -542,8 +566,11 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 		if d.Status != "open" {
 			return "dispute " + p.DisputeId + " already resolved"
 		}
-		d.Status = "rejected"
 		a := c.assessment(d.AssessmentID)
+		if a == nil {
+			return "dispute " + p.DisputeId + " names assessment " + d.AssessmentID + ", not on the card"
+		}
+		d.Status = "rejected"
 		a.Disputed = false
 		if p.Outcome == pb.DisputeOutcome_DISPUTE_OUTCOME_UPHELD {
 			d.Status = "upheld"
@@ -624,7 +651,10 @@ func (c *Card) breached(commitmentID string) bool {
 
 func (c *Card) commitment(id string) *Commitment {
 	if c.idx != nil {
-		return c.idx.commitments[id]
+		if cm, ok := c.idx.commitments[id]; ok || c.part == nil {
+			return cm
+		}
+		return c.partCommitment(id)
 	}
 	for _, cm := range c.Commitments {
 		if cm.ID == id {
@@ -642,7 +672,7 @@ func (c *Card) Assessment(id string) *Assessment { return c.assessment(id) }
 
 func (c *Card) assessment(id string) *Assessment {
 	if c.idx != nil {
-		return c.idx.assessments[id].a
+		return c.assessed(id).a
 	}
 	for _, cm := range c.Commitments {
 		for _, a := range cm.Assessments {
@@ -656,7 +686,10 @@ func (c *Card) assessment(id string) *Assessment {
 
 func (c *Card) breach(id string) *Breach {
 	if c.idx != nil {
-		return c.idx.breaches[id]
+		if b, ok := c.idx.breaches[id]; ok || c.part == nil {
+			return b
+		}
+		return c.partBreach(id)
 	}
 	for _, b := range c.Breaches {
 		if b.ID == id {
@@ -671,7 +704,10 @@ func (c *Card) Breach(id string) *Breach { return c.breach(id) }
 
 func (c *Card) dispute(id string) *Dispute {
 	if c.idx != nil {
-		return c.idx.disputes[id]
+		if d, ok := c.idx.disputes[id]; ok || c.part == nil {
+			return d
+		}
+		return c.partDispute(id)
 	}
 	for _, d := range c.Disputes {
 		if d.ID == id {
@@ -686,7 +722,10 @@ func (c *Card) Dispute(id string) *Dispute { return c.dispute(id) }
 
 func (c *Card) review(id string) *Review {
 	if c.idx != nil {
-		return c.idx.reviews[id]
+		if r, ok := c.idx.reviews[id]; ok || c.part == nil {
+			return r
+		}
+		return c.partReview(id)
 	}
 	for _, r := range c.Reviews {
 		if r.ID == id {
@@ -694,6 +733,25 @@ func (c *Card) review(id string) *Review {
 		}
 	}
 	return nil
+}
+
+// assessed is the indexed assessment of that id and its commitment (read
+// from the store for a partial card).
+func (c *Card) assessed(id string) assessed {
+	if x, ok := c.idx.assessments[id]; ok || c.part == nil {
+		return x
+	}
+	return c.partAssessment(id)
+}
+
+// hasPlan says whether the card has a plan of that id. Only Apply calls
+// it: it builds the index.
+func (c *Card) hasPlan(id string) bool {
+	if _, ok := c.indexed().plans[id]; ok || c.part == nil {
+		return ok
+	}
+	_, ok := c.find(KindPlan, id)
+	return ok
 }
 
 // Review returns the review with the given id, or nil.

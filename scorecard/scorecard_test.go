@@ -15,7 +15,12 @@ import (
 )
 
 func apply(c *scorecard.Card, id string, p proto.Message) {
-	scorecard.Apply(c, uint64(c.EventCount+1), &pb.Event{EventId: id, SupplierId: "acme", OccurredAtUnixNano: time.Date(2027, 1, 4, 10, 0, 0, 0, time.UTC).UnixNano()}, p)
+	scorecard.Apply(c, uint64(c.EventCount+1), eventFor(id), p)
+}
+
+// eventFor is the event carrying a test payload.
+func eventFor(id string) *pb.Event {
+	return &pb.Event{EventId: id, SupplierId: "acme", OccurredAtUnixNano: time.Date(2027, 1, 4, 10, 0, 0, 0, time.UTC).UnixNano()}
 }
 
 // TestReplayUnderANewEventIDChangesNothing: a validly signed event whose
