@@ -42,9 +42,6 @@ type Options struct {
 	// PeriodicNATSSync ingests with JetStream\'s periodic fsync instead of
 	// an fsync per message (see system.Config.PeriodicNATSSync).
 	PeriodicNATSSync bool
-	// CachedCards bounds the decoded scorecards the ledger keeps
-	// (system.Config.CachedCards); 0: the ledger's default.
-	CachedCards int
 }
 
 // Figure is one line of the report.
@@ -162,7 +159,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := os.WriteFile(filepath.Join(data, "keys", "registry-root.key"), []byte(hex.EncodeToString(keys.Root.Seed())+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	sys, err := system.Start(ctx, system.Config{DataDir: data, NoBackgroundEnforcement: true, PeriodicNATSSync: o.PeriodicNATSSync, CachedCards: o.CachedCards})
+	sys, err := system.Start(ctx, system.Config{DataDir: data, NoBackgroundEnforcement: true, PeriodicNATSSync: o.PeriodicNATSSync})
 	if err != nil {
 		return nil, err
 	}

@@ -61,18 +61,8 @@ func reasonCode(err error) string {
 	return "refused"
 }
 
-// defaultCachedCards bounds the decoded scorecards kept between batches
-// unless Options.CachedCards says otherwise. A decoded card of a supplier
-// with a 200-event history takes about 200 KiB (a heap profile after
-// ingesting 1,000,000 events in sal bench: 854 MB live with 4,096 cached
-// cards: records, their encodings, the index), so this is some 800 MiB
-// at most whatever the size of the ledger; with more suppliers than that
-// active, cards leave the cache and are decoded again when next needed.
-const defaultCachedCards = 4096
-
 // batch is the state of one Append transaction.
 type batch struct {
-	cache    map[string]*scorecard.Card
 	opened   []*envelope.Opened // per index: decoded ahead, nil if it did not decode
 	verified []bool             // per index: signature checked ahead, in parallel
 	index    int
@@ -84,10 +74,11 @@ type batch struct {
 	regUp    bool
 	cp       *Checkpointer
 	dirty    map[string]*scorecard.Card // changed by committed batches not yet published
-	pending  map[string]storedCard      // published since the last flush
+	pending  map[string]*cardUpdate     // published since the last flush
 	publish  bool                       // publish in this batch (see publish.go)
 	flush    bool                       // and write every pending card
-	updates  map[string]storedCard      // the cards published, set by finish
+	updates  map[string]*cardUpdate     // the cards published, set by finish
+	ledger   *Ledger
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -165,14 +156,14 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		opened, verified = verifyAhead(reg, raws)
 	}
 	var touched map[string]*scorecard.Card
-	var updates map[string]storedCard
+	var updates map[string]*cardUpdate
 	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
 	flush := publish && l.pending.due(now)
 	err := l.commit(func(tx *bolt.Tx) error {
 		appendOnly(tx)
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, cache: l.cards, opened: opened, verified: verified,
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, ledger: l, opened: opened, verified: verified,
 			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush}
 		touched = b.cards
 		for i, raw := range raws {
@@ -211,18 +202,6 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		return nil, err
 	}
 	l.setFailure(nil)
-	for id, c := range touched {
-		l.cards[id] = c
-	}
-	// Over the bound, drop cards at random (map order): a supplier's card
-	// is decoded again when its next event comes. Unpublished cards stay
-	// in dirty meanwhile.
-	for id := range l.cards {
-		if len(l.cards) <= l.maxCards {
-			break
-		}
-		delete(l.cards, id)
-	}
 	l.reg = reg
 	l.regSnap.Store(reg)
 	// Count the batch before waking its waiters: whoever waited for an
@@ -342,11 +321,9 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	if err := b.tx.Bucket(bucketSupplierEvents).Put(supplierEventKey(o.Event.SupplierId, seq), nil); err != nil {
 		return Result{}, fmt.Errorf("index seq %d: %w", seq, err)
 	}
-	card, err := b.card(o.Event.SupplierId)
-	if err != nil {
+	if err := b.apply(seq, o); err != nil {
 		return Result{}, err
 	}
-	scorecard.Apply(card, seq, o.Event, o.Payload)
 	return Result{EventID: id, Seq: seq, SupplierID: o.Event.SupplierId, Type: o.Event.Type.String()}, nil
 }
 
@@ -370,32 +347,15 @@ func (b *batch) sameWrite(storedRaw []byte, o *envelope.Opened) bool {
 	return ok && o.Verify(a.PublicKey) == nil
 }
 
-func (b *batch) card(supplierID string) (*scorecard.Card, error) {
-	if c, ok := b.cards[supplierID]; ok {
-		return c, nil
+// apply applies an appended event to its supplier's card: the one this
+// batch or an unpublished one changed, or else the card as published
+// (pending or stored), read record by record.
+func (b *batch) apply(seq uint64, o *envelope.Opened) error {
+	id := o.Event.SupplierId
+	if c, ok := b.dirty[id]; ok {
+		b.cards[id] = c
 	}
-	if c, ok := b.dirty[supplierID]; ok {
-		b.cards[supplierID] = c
-		return c, nil
-	}
-	if c, ok := b.cache[supplierID]; ok {
-		b.cards[supplierID] = c
-		return c, nil
-	}
-	c := scorecard.New(supplierID)
-	if p, ok := b.pending[supplierID]; ok {
-		var err error
-		if c, err = scorecard.Decode(p.json); err != nil {
-			return nil, fmt.Errorf("supplier %s: %w", supplierID, err)
-		}
-	} else if v := b.tx.Bucket(bucketScorecards).Get([]byte(supplierID)); v != nil {
-		var err error
-		if c, err = scorecard.Decode(v); err != nil {
-			return nil, fmt.Errorf("supplier %s: %w", supplierID, err)
-		}
-	}
-	b.cards[supplierID] = c
-	return c, nil
+	return applyPartial(b.cards, viewOf(b.tx, id, b.pending), seq, o)
 }
 
 func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result, error) {
@@ -437,7 +397,7 @@ func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result,
 func (b *batch) finish() error {
 	if b.publish {
 		var err error
-		if b.updates, err = encodeCards(b.dirty, b.cards); err != nil {
+		if b.updates, err = b.ledger.publishCards(b.pending, b.dirty, b.cards); err != nil {
 			return err
 		}
 		if b.flush {

@@ -25,14 +25,32 @@
 //	q_digests   SHA-256(raw)  -> qseq (a redelivered bad message is kept once)
 //	q_event_ids event id      -> qseq (latest quarantine record naming that id)
 //	registry    key id        -> JSON keys.Authority (the keys in force at head)
-//	scorecards  supplier id   -> JSON scorecard.Card (projection; rebuildable)
-//	card_digests supplier id  -> SHA-256 of its stored scorecard (for checkpoints)
+//	card_records id 0x00 'f'  -> JSON scorecard.Frame: the card without its
+//	                             records, and how many each section holds
+//	            id 0x00 kind pos(4) -> the JSON of the record at pos (4-byte
+//	                             big-endian, from 0) in section kind: 'c'
+//	                             commitments, 'b' breaches, 'p' remediation
+//	                             plans, 'd' disputes, 'r' disinvestment reviews
+//	card_index  id 0x00 kind record-id -> pos(4) of that record in its
+//	                             section ('a' assessments: of the commitment
+//	                             that holds it); the first record of an id
+//	            id 0x00 'o' commitment-id -> count(4) of breaches open against it
+//	card_digests supplier id  -> SHA-256 of its scorecard's JSON (for checkpoints)
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
 //	rebuild     (only while RebuildProjections runs) nested buckets
-//	            "scorecards" and "card_digests", staged in chunks and moved
-//	            to the top level in its last transaction; one left by a
-//	            crash is dropped at Open
+//	            "card_records", "card_index" and "card_digests", staged in
+//	            chunks and moved to the top level in its last transaction;
+//	            one left by a crash is dropped at Open
+//
+// The three card buckets are the projection (rebuildable). A card's JSON —
+// what Scorecard serves and card_digests hashes — is its frame and records
+// put together (scorecard.Assemble): the bytes scorecard.Encode gives for
+// the whole card. A file from before cards were stored record by record
+// has instead "scorecards": supplier id -> the card's JSON whole. Opening
+// such a file for writing rebuilds its cards from the log into the card
+// buckets and drops it; opened read-only, its log is readable but it
+// serves no scorecards (ErrStoredFormat, saying how to convert).
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
@@ -112,7 +130,7 @@
 //
 // # Caveats
 //
-// Only the scorecards bucket may be deleted: RebuildProjections recreates it
+// Only the card buckets may be deleted: RebuildProjections recreates them
 // from the events and gives the same bytes. Everything else is the record.
 // Long reads (replay, verification) page through the log in short read
 // transactions so they never hold one open for long.

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -39,7 +40,6 @@ var (
 	bucketQDigests   = []byte("q_digests")
 	bucketQEventIDs  = []byte("q_event_ids")
 	bucketRegistry   = []byte("registry")
-	bucketScorecards = []byte("scorecards")
 
 	keyFormat    = []byte("format")
 	keyRootKeyID = []byte("root_key_id")
@@ -93,10 +93,6 @@ type Ledger struct {
 	// lock). A registry stored there is never changed again: appends
 	// change a clone.
 	regSnap atomic.Pointer[keys.Registry]
-	// cards keeps decoded scorecards between batches (guarded by
-	// appendMu), so a batch does not decode the cards it touches again.
-	cards    map[string]*scorecard.Card
-	maxCards int // bound on cards (Options.CachedCards)
 	// rebuildChunk, if set, replaces the rebuildChunk bound, and
 	// rebuildStaged, if set, is called after each chunk is staged (tests).
 	rebuildChunk  int
@@ -115,6 +111,9 @@ type Ledger struct {
 	// whoever it answers finds the batch counted (Observer) too.
 	announcedQ atomic.Uint64
 	broken     error // set when dirty cards could not be restored
+	// projErr, when set, is why this read-only ledger serves no
+	// scorecards: they are stored as an older sal stored them.
+	projErr error
 
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
@@ -143,10 +142,6 @@ type Options struct {
 	ReadOnly bool
 	// Observer, when set, is told about every committed batch.
 	Observer Observer
-	// CachedCards is how many decoded scorecards to keep between batches
-	// (each some 200 KiB for a supplier with 200 events); a supplier's
-	// card out of the cache is decoded again for its next event. 0: 4,096.
-	CachedCards int
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -199,18 +194,15 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			return nil, err
 		}
 	}
-	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{}), cards: map[string]*scorecard.Card{}}
-	l.pending.cards = map[string]storedCard{}
-	l.maxCards = opts.CachedCards
-	if l.maxCards <= 0 {
-		l.maxCards = defaultCachedCards
-	}
+	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
+	l.pending.cards = map[string]*cardUpdate{}
 	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update
 	if opts.ReadOnly {
 		setup = db.View
 	}
+	var wholeCards bool // scorecards stored whole, as an older sal did
 	err = guard(func() error {
 		return setup(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) == nil {
@@ -245,6 +237,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			} else if tx.Bucket(bucketRegistry) == nil {
 				return fmt.Errorf("%w: no registry bucket", ErrStoredFormat)
 			}
+			wholeCards = tx.Bucket(bucketWholeCards) != nil
 			return loadRegistry(tx, reg)
 		})
 	})
@@ -257,7 +250,20 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l.reg = reg
 	l.regSnap.Store(reg)
-	if err := l.catchUp(opts.ReadOnly); err != nil {
+	switch {
+	case wholeCards && opts.ReadOnly:
+		// The log is readable; the cards need converting, which needs
+		// writing.
+		l.projErr = fmt.Errorf("%w: the scorecards in %s are stored as an older sal stored them; open it for writing once (sal up or sal serve) to convert them", ErrStoredFormat, path)
+		l.published.Store(readHeadOf(db))
+	case wholeCards:
+		// Turn them into records: rebuilt from the log, as any
+		// projection can be, and the whole cards dropped.
+		err = l.RebuildProjections(context.Background())
+	default:
+		err = l.catchUp(opts.ReadOnly)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
@@ -295,7 +301,15 @@ func initTx(tx *bolt.Tx, rootID string) error {
 }
 
 func createBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketScorecards, bucketTree, bucketCheckpoints, bucketCardDigests, bucketSupplierEvents} {
+	for _, b := range [][]byte{bucketMeta, bucketEvents, bucketEventIDs, bucketQuarantine, bucketQDigests, bucketQEventIDs, bucketRegistry, bucketTree, bucketCheckpoints, bucketSupplierEvents} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	if tx.Bucket(bucketWholeCards) != nil {
+		return nil // RebuildProjections makes the card buckets
+	}
+	for _, b := range [][]byte{bucketCardRecords, bucketCardIndex, bucketCardDigests} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
@@ -423,6 +437,13 @@ func (l *Ledger) StreamPosition() (uint64, error) {
 		return nil
 	})
 	return pos, err
+}
+
+// readHeadOf is the head's seq in db's last commit (0 if unreadable).
+func readHeadOf(db *bolt.DB) uint64 {
+	var seq uint64
+	_ = db.View(func(tx *bolt.Tx) error { seq = readHead(tx).seq; return nil })
+	return seq
 }
 
 func readHead(tx *bolt.Tx) head {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -376,11 +378,11 @@ func TestRebuildCutShort(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		b, err := st.CreateBucket([]byte("scorecards"))
+		b, err := st.CreateBucket([]byte("card_records"))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte("supplier-07"), []byte(`{"supplier_id":"supplier-07","staged":true}`))
+		return b.Put([]byte("supplier-07\x00f"), []byte(`{"supplier_id":"supplier-07","name":"staged","counts":[0,0,0,0,0]}`))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -564,22 +566,14 @@ func TestResealedWriteIsADuplicateAndAnotherPayloadIsNot(t *testing.T) {
 	}
 }
 
-// TestSmallCardCache: with more suppliers active than the ledger keeps
-// decoded cards for, cards leave the cache and are read back for their
-// next event (from the batches not yet published, the pending cards or
-// the file): every card still ends
-// as a rebuild from the log makes it, byte for byte, before and after the
-// cards are flushed and the ledger reopened.
-func TestSmallCardCache(t *testing.T) {
+// TestCardsReadRecordByRecord: cards are applied on with only the records
+// each event names, read from the batches not yet published, the pending
+// changes or the file, over batches that leave the cards unpublished:
+// every card still ends as a rebuild from the log makes it, byte for
+// byte, before and after the cards are flushed and the ledger reopened.
+func TestCardsReadRecordByRecord(t *testing.T) {
 	f := mustOpenLedger(t)
-	if err := f.l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return epoch }, CachedCards: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.l = l
+	var err error
 	var ids []string
 	for i := range 11 {
 		ids = append(ids, fmt.Sprintf("s%02d", i))
@@ -596,9 +590,8 @@ func TestSmallCardCache(t *testing.T) {
 				f.seal(t, f.svc, id, &pb.CommitmentMade{CommitmentId: cm, StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}),
 				f.seal(t, f.svc, id, &pb.AssessmentRecorded{AssessmentId: "as" + cm, CommitmentId: cm, Outcome: pb.Outcome_OUTCOME_CONFORMANT, EvidenceRef: "E", Assessor: "A"}))
 		}
-		// Batches of three events, read from a stream that has more: each
-		// names suppliers the cache of four has just dropped, and nothing
-		// is published (the clock stands still) until the last.
+		// Batches of three events, read from a stream that has more:
+		// nothing is published (the clock stands still) until the last.
 		for i := 0; i < len(raws); i += 3 {
 			stream++
 			last := round == 5 && i+3 >= len(raws)
@@ -623,7 +616,7 @@ func TestSmallCardCache(t *testing.T) {
 	}
 	for _, id := range ids {
 		if got, _ := f.l.Scorecard(id); !bytes.Equal(got, live[id]) {
-			t.Errorf("%s: rebuilt scorecard differs from the one kept with a cache of four cards:\n got %s\nwant %s", id, got, live[id])
+			t.Errorf("%s: rebuilt scorecard differs from the one kept record by record:\n got %s\nwant %s", id, got, live[id])
 		}
 	}
 }
@@ -681,4 +674,111 @@ func TestWaitAnswersAQuarantinedEventOnceCounted(t *testing.T) {
 	if err != nil || !r.Quarantined || !strings.Contains(r.Reason, "unknown") {
 		t.Fatalf("wait after counting: %+v %v, want quarantined for an unknown key", r, err)
 	}
+}
+
+// TestWholeCardsFromAnOlderSalAreConverted: a file whose scorecards an
+// older sal stored whole (one JSON value per supplier in "scorecards") is
+// read-only opened with its log readable and a clear error for its cards,
+// changing nothing; opened for writing, its cards are rebuilt record by
+// record from the log, byte for byte what they were, and the whole cards
+// dropped.
+func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.supplierEvents(t)...)
+	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.SupplierRegistered{Name: "Zeta"}))
+	live := map[string][]byte{}
+	for _, id := range []string{"acme", "zeta"} {
+		b, err := f.l.Scorecard(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live[id] = b
+	}
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.l = nil
+	db, err := bolt.Open(f.path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{"card_records", "card_index", "card_digests"} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		whole, err := tx.CreateBucket([]byte("scorecards"))
+		if err != nil {
+			return err
+		}
+		digests, err := tx.CreateBucket([]byte("card_digests"))
+		if err != nil {
+			return err
+		}
+		for id, b := range live {
+			d := sha256.Sum256(b)
+			if err := whole.Put([]byte(id), b); err != nil {
+				return err
+			}
+			if err := digests.Put([]byte(id), d[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := ledger.Open(f.path, f.rootKey.Public().(ed25519.PublicKey), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of whole cards: %v", err)
+	}
+	if n, err := ro.Verify(context.Background()); err != nil || n == 0 {
+		t.Fatalf("verify read-only: %d entries, %v", n, err)
+	}
+	if _, err := ro.Scorecard("acme"); !errors.Is(err, ledger.ErrStoredFormat) || !strings.Contains(err.Error(), "open it for writing once") {
+		t.Fatalf("scorecard from whole cards opened read-only: %v, want ErrStoredFormat saying how to convert", err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(f.path); !bytes.Equal(before, after) {
+		t.Fatal("a read-only open changed the file")
+	}
+	f.reopen(t)
+	for id, want := range live {
+		if got, err := f.l.Scorecard(id); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s after conversion: %v\n got %s\nwant %s", id, err, got, want)
+		}
+	}
+	if ids, _ := f.l.Suppliers(); len(ids) != 2 {
+		t.Fatalf("suppliers after conversion: %v", ids)
+	}
+	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.CommitmentMade{CommitmentId: "cmz", StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}))
+	if c, err := f.l.Card("zeta"); err != nil || len(c.Commitments) != 1 {
+		t.Fatalf("zeta after an event on the converted card: %v", err)
+	}
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.l = nil
+	db, err = bolt.Open(f.path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("scorecards")) != nil || tx.Bucket([]byte("card_records")) == nil {
+			t.Error("after conversion the whole cards are still there, or no records")
+		}
+		return nil
+	})
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,47 +29,10 @@ import (
 // published at most publishEvery after it is stored; no write is answered
 // before its event is published.
 //
-// The cards changed by batches not yet published (dirty) live only in
-// memory: after a crash Open replays them from the log (catchUp), and
+// The cards changed by batches not yet published (dirty: partial cards,
+// holding only the records their events named) live only in memory: after a crash Open replays them from the log (catchUp), and
 // signs the checkpoint the last batches did not get.
 const publishEvery = 250 * time.Millisecond
-
-// encodeCards encodes and hashes cards (the union of the sets, later sets
-// winning) on every core: cards are independent.
-func encodeCards(sets ...map[string]*scorecard.Card) (map[string]storedCard, error) {
-	all := map[string]*scorecard.Card{}
-	for _, set := range sets {
-		for id, c := range set {
-			all[id] = c
-		}
-	}
-	ids := make([]string, 0, len(all))
-	for id := range all {
-		ids = append(ids, id)
-	}
-	out := make([]storedCard, len(ids))
-	errs := make([]error, len(ids))
-	workers := min(runtime.GOMAXPROCS(0), max(len(ids)/8, 1))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ids); i += workers {
-				out[i], errs[i] = newStoredCard(all[ids[i]])
-			}
-		}()
-	}
-	wg.Wait()
-	m := make(map[string]storedCard, len(ids))
-	for i, id := range ids {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		m[id] = out[i]
-	}
-	return m, nil
-}
 
 // forget drops the cards a failed batch changed in memory. A card also
 // changed by committed batches not yet published is rebuilt: the card as
@@ -79,7 +40,6 @@ func encodeCards(sets ...map[string]*scorecard.Card) (map[string]storedCard, err
 func (l *Ledger) forget(touched map[string]*scorecard.Card) error {
 	var errs []error
 	for id := range touched {
-		delete(l.cards, id)
 		if _, ok := l.dirty[id]; !ok {
 			continue
 		}
@@ -98,14 +58,17 @@ func (l *Ledger) forget(touched map[string]*scorecard.Card) error {
 }
 
 // reload is a supplier's card as of the head: the card as last published
-// (pending or stored) and the supplier's entries stored after that.
+// (pending or stored), as a partial card, and the supplier's entries
+// stored after that.
 func (l *Ledger) reload(id string) (*scorecard.Card, error) {
-	c, err := l.storedCard(id)
-	if err != nil {
-		return nil, err
-	}
 	prefix := append([]byte(id), 0)
-	err = l.db.View(func(tx *bolt.Tx) error {
+	var c *scorecard.Card
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := viewOf(tx, id, l.pending.cards)
+		var err error
+		if c, err = v.partial(); err != nil {
+			return err
+		}
 		cur := tx.Bucket(bucketSupplierEvents).Cursor()
 		events := tx.Bucket(bucketEvents)
 		for k, _ := cur.Seek(supplierEventKey(id, l.published.Load()+1)); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
@@ -118,7 +81,9 @@ func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 			if err != nil {
 				return &ChainError{Seq: seq, Err: err}
 			}
-			scorecard.Apply(c, seq, o.Event, o.Payload)
+			if err := scorecard.ApplyFrom(c, v, seq, o.Event, o.Payload); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -147,7 +112,7 @@ func (l *Ledger) publishAll() error {
 	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && (l.cp == nil || cpSize == head) {
 		return nil
 	}
-	updates, err := encodeCards(l.dirty)
+	updates, err := l.publishCards(l.pending.cards, l.dirty)
 	if err != nil {
 		return err
 	}

@@ -25,19 +25,18 @@ const pageSize = 2048
 
 // Scorecard returns the stored projection of one supplier, as JSON.
 func (l *Ledger) Scorecard(supplierID string) ([]byte, error) {
-	var out []byte
-	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
-		v := tx.Bucket(bucketScorecards).Get([]byte(supplierID))
-		if p, ok := pending[supplierID]; ok {
-			v = p.json
+	var buf bytes.Buffer
+	err := l.readCards(func(pending map[string]*cardUpdate, tx *bolt.Tx) error {
+		ok, err := viewOf(tx, supplierID, pending).assemble(&buf)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
 		}
-		if v == nil {
-			return fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
-		}
-		out = bytes.Clone(v)
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Card returns the decoded scorecard of one supplier.
@@ -52,8 +51,8 @@ func (l *Ledger) Card(supplierID string) (*scorecard.Card, error) {
 // Suppliers lists the ids of every supplier with a scorecard, in order.
 func (l *Ledger) Suppliers() ([]string, error) {
 	var ids []string
-	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
-		err := tx.Bucket(bucketScorecards).ForEach(func(k, _ []byte) error {
+	err := l.readCards(func(pending map[string]*cardUpdate, tx *bolt.Tx) error {
+		err := tx.Bucket(bucketCardDigests).ForEach(func(k, _ []byte) error {
 			ids = append(ids, string(k))
 			return nil
 		})
@@ -234,7 +233,6 @@ func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Ope
 func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	clear(l.cards)
 	head, _, err := l.Head()
 	if err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
@@ -251,11 +249,12 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := st.CreateBucket(bucketScorecards); err != nil {
-			return err
+		for _, b := range cardBucketNames() {
+			if _, err := st.CreateBucket(b); err != nil {
+				return err
+			}
 		}
-		_, err = st.CreateBucket(bucketCardDigests)
-		return err
+		return nil
 	}); err != nil {
 		return fmt.Errorf("ledger: rebuild: staging: %w", err)
 	}
@@ -268,7 +267,10 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	now := l.now()
 	err = l.commit(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketRebuild)
-		for _, b := range [][]byte{bucketScorecards, bucketCardDigests} {
+		if err := tx.DeleteBucket(bucketWholeCards); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return fmt.Errorf("ledger: rebuild: drop %s: %w", bucketWholeCards, err)
+		}
+		for _, b := range cardBucketNames() {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return fmt.Errorf("ledger: rebuild: drop %s: %w", b, err)
 			}
@@ -295,8 +297,13 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	return nil
 }
 
-// bucketRebuild stages the scorecards and digests a rebuild writes.
+// bucketRebuild stages the card buckets a rebuild writes.
 var bucketRebuild = []byte("rebuild")
+
+// cardBucketNames are the buckets that hold the scorecards.
+func cardBucketNames() [][]byte {
+	return [][]byte{bucketCardRecords, bucketCardIndex, bucketCardDigests}
+}
 
 // rebuildChunk bounds the encoded cards a rebuild holds before writing
 // them to the staging bucket.
@@ -319,7 +326,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 	ctx, cancel := context.WithCancel(ctx)
 	type built struct {
 		id   string
-		card storedCard
+		card *cardUpdate
 		err  error
 	}
 	// Room for cards built while the collector hands a chunk over (64
@@ -354,7 +361,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 	}
 	// A writer stages each full chunk while the next one fills, so the
 	// cores go on building cards while a chunk goes to disk.
-	chunks := make(chan map[string]storedCard, 1)
+	chunks := make(chan map[string]*cardUpdate, 1)
 	written := make(chan error, 1)
 	go func() {
 		var err error
@@ -364,7 +371,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 			}
 			err = l.db.Update(func(tx *bolt.Tx) error {
 				st := tx.Bucket(bucketRebuild)
-				return putCards(st.Bucket(bucketScorecards), st.Bucket(bucketCardDigests), chunk)
+				return cardBuckets{st.Bucket(bucketCardRecords), st.Bucket(bucketCardIndex), st.Bucket(bucketCardDigests)}.put(chunk)
 			})
 			if err != nil {
 				err = fmt.Errorf("write staged scorecards: %w", err)
@@ -376,7 +383,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 		written <- err
 	}()
 	collect := func() error {
-		chunk, size := map[string]storedCard{}, 0
+		chunk, size := map[string]*cardUpdate{}, 0
 		for range ids {
 			var r built
 			select {
@@ -388,13 +395,13 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 				return r.err
 			}
 			chunk[r.id] = r.card
-			if size += len(r.card.json); size >= limit {
+			if size += r.card.size; size >= limit {
 				select {
 				case chunks <- chunk:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				chunk, size = map[string]storedCard{}, 0
+				chunk, size = map[string]*cardUpdate{}, 0
 			}
 		}
 		if len(chunk) > 0 {
@@ -431,9 +438,10 @@ func (l *Ledger) indexedSuppliers() ([]string, error) {
 	return ids, err
 }
 
-// rebuildCard replays one supplier's entries up to head onto a new card
-// and encodes it. It reads in short transactions of pageSize entries.
-func (l *Ledger) rebuildCard(id string, head uint64) (storedCard, error) {
+// rebuildCard replays one supplier's entries up to head onto a new card,
+// held whole, and splits it into records. It reads in short transactions
+// of pageSize entries.
+func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 	c := scorecard.New(id)
 	prefix := append([]byte(id), 0)
 	for from := uint64(1); from <= head; {
@@ -463,13 +471,21 @@ func (l *Ledger) rebuildCard(id string, head uint64) (storedCard, error) {
 			return nil
 		})
 		if err != nil {
-			return storedCard{}, fmt.Errorf("supplier %s: %w", id, err)
+			return nil, fmt.Errorf("supplier %s: %w", id, err)
 		}
 		if n < pageSize {
 			break
 		}
 	}
-	return newStoredCard(c)
+	w, err := c.Writes()
+	if err != nil {
+		return nil, err
+	}
+	u := newUpdate(w)
+	if u.digest, err = (cardView{id: id, layers: []*cardUpdate{u}}).digest(); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 var bucketSupplierEvents = []byte("supplier_events")

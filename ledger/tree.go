@@ -283,7 +283,7 @@ func (l *Ledger) Checkpoints() ([][]byte, error) {
 // to know whether it changed.
 func (l *Ledger) CardDigest(supplierID string) ([32]byte, error) {
 	var d [32]byte
-	err := l.readCards(func(pending map[string]storedCard, tx *bolt.Tx) error {
+	err := l.readCards(func(pending map[string]*cardUpdate, tx *bolt.Tx) error {
 		if p, ok := pending[supplierID]; ok {
 			d = p.digest
 			return nil

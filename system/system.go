@@ -69,9 +69,6 @@ type Config struct {
 	PeriodicNATSSync bool
 	// Replicas of the event stream (1 for the embedded server; 3 on a cluster).
 	Replicas int
-	// CachedCards bounds the decoded scorecards the ledger keeps between
-	// batches (ledger.Options.CachedCards); 0: the ledger's default.
-	CachedCards int
 	// Now is the clock every service and the ledger read. Default time.Now.
 	Now func() time.Time
 	// Logger receives the system's structured logs. Default: discard.
@@ -251,7 +248,6 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Now:         cfg.Now,
 		Checkpoints: checkpoints,
 		Observer:    s.Metrics,
-		CachedCards: cfg.CachedCards,
 	})
 	if err != nil {
 		return nil, err

@@ -26,12 +26,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
-	cardCache := cardCacheFlag(fs)
 	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkCardCache(*cardCache); err != nil {
 		return err
 	}
 	if *scale != "" {
@@ -44,7 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			counts = append(counts, n)
 		}
 		var pass []string
-		for _, name := range []string{"query-rate", "query-for", "periodic-nats-sync", "card-cache"} {
+		for _, name := range []string{"query-rate", "query-for", "periodic-nats-sync"} {
 			if f := fs.Lookup(name); f != nil {
 				pass = append(pass, "-"+name+"="+f.Value.String())
 			}
@@ -62,7 +58,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := bench.Run(ctx, bench.Options{Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic, CachedCards: *cardCache})
+	rep, err := bench.Run(ctx, bench.Options{Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
 	if err != nil {
 		return err
 	}

@@ -90,15 +90,3 @@ func intFlag(fs *flag.FlagSet, name, envName string, def int, help string) *int 
 	return v.n
 }
 
-// cardCacheFlag is the -card-cache flag of the commands that run a ledger.
-func cardCacheFlag(fs *flag.FlagSet) *int {
-	return intFlag(fs, "card-cache", "SAL_CARD_CACHE", 4096, "`count` of decoded scorecards the ledger keeps in memory between batches, each some 200 KiB for a supplier with 200 events; fewer use less memory and decode more cards again when many suppliers are active")
-}
-
-// checkCardCache refuses a -card-cache that cannot bound anything.
-func checkCardCache(n int) error {
-	if n < 1 {
-		return fmt.Errorf("-card-cache must be at least 1, got %d", n)
-	}
-	return nil
-}

@@ -90,8 +90,7 @@ func TestBenchScaleComparesMemoryWithTheFirstRun(t *testing.T) {
 
 // TestANumberFromTheEnvironmentMustBeANumber: an integer flag's
 // environment variable that is not a whole number is refused, naming it,
-// before anything starts; the flag given on the command line wins over it;
-// a -card-cache below one is refused.
+// before anything starts; the flag given on the command line wins over it.
 func TestANumberFromTheEnvironmentMustBeANumber(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
@@ -99,14 +98,13 @@ func TestANumberFromTheEnvironmentMustBeANumber(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"SAL_CARD_CACHE", "lots", []string{"up", "-data", dir}, `SAL_CARD_CACHE="lots" is not a whole number (flag -card-cache)`},
-		{"SAL_CARD_CACHE", "12abc", []string{"bench"}, `SAL_CARD_CACHE="12abc" is not a whole number`},
+		{"SAL_REPLICAS", "12abc", []string{"up", "-data", dir}, `SAL_REPLICAS="12abc" is not a whole number`},
 		{"SAL_REPLICAS", "three", []string{"up", "-data", dir}, `SAL_REPLICAS="three" is not a whole number (flag -replicas)`},
 		{"SAL_WRITE_BURST", "1e3", []string{"serve", "ledger", "-data", dir}, `SAL_WRITE_BURST="1e3" is not a whole number`},
-		{"SAL_CARD_CACHE", "0", []string{"bench"}, "-card-cache must be at least 1, got 0"},
-		// The flag wins; the bad value is then never used. -scale with a
-		// bad count stops the bench before it runs anything.
-		{"SAL_CARD_CACHE", "lots", []string{"bench", "-card-cache", "8", "-scale", "0"}, "is not a positive event count"},
+		// The flag wins; the bad value is then never used. Without
+		// -nats-url a split service stops at its usage, before it
+		// starts anything.
+		{"SAL_WRITE_BURST", "lots", []string{"serve", "ledger", "-write-burst", "8", "-data", dir}, "usage"},
 	} {
 		t.Setenv(c.env, c.value)
 		var out, errb bytes.Buffer

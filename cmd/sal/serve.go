@@ -69,7 +69,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	natsNKey := stringFlag(fs, "nats-nkey", "SAL_NATS_NKEY", "", "file holding a NATS user NKey seed, to authenticate without a password")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "json", "log format: text or json")
 	replicas := intFlag(fs, "replicas", "SAL_REPLICAS", 1, "`count` of replicas of the event stream (3 on a three-node cluster)")
-	cardCache := cardCacheFlag(fs)
 	limits := writeLimitFlags(fs)
 	urls := map[string]*string{}
 	if role == system.RoleGateway {
@@ -79,9 +78,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if err := checkCardCache(*cardCache); err != nil {
 		return err
 	}
 	writeRate, writeBurst, err := limits()
@@ -116,7 +112,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		NATSPassword: *natsPassword,
 		NATSNKeyFile: *natsNKey,
 		Replicas:     *replicas,
-		CachedCards:  *cardCache,
 		Services:     services,
 		Logger:       logger,
 		WriteRate:    writeRate,

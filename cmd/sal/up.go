@@ -26,14 +26,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsListen := stringFlag(fs, "nats-listen", "SAL_NATS_LISTEN", "", "with the embedded server, also accept NATS clients on host:port")
 	logFormat := stringFlag(fs, "log", "SAL_LOG", "text", "log format: text or json")
 	replicas := intFlag(fs, "replicas", "SAL_REPLICAS", 1, "`count` of replicas of the event stream on an external NATS cluster (3 for a three-node cluster)")
-	cardCache := cardCacheFlag(fs)
 	demoSeed := fs.Int64("demo", 0, "seed a fictional demo data set (12 suppliers, two years of history) from this seed, through the signed-event path, into an empty ledger; 0: no demo data")
 	rotate := stringFlag(fs, "rotate-keys", "SAL_ROTATE_KEYS", "", "comma-separated services whose signing key to replace at start (commitments, assessments, enforcement)")
 	limits := writeLimitFlags(fs)
 	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkCardCache(*cardCache); err != nil {
 		return err
 	}
 	writeRate, writeBurst, err := limits()
@@ -69,7 +65,6 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:       logger,
 		RotateKeys:   splitList(*rotate),
 		Replicas:     *replicas,
-		CachedCards:  *cardCache,
 		WriteRate:    writeRate,
 		WriteBurst:   writeBurst,
 	})
