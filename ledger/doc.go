@@ -42,6 +42,8 @@
 //	            "card_records", "card_index" and "card_digests", staged in
 //	            chunks and moved to the top level in its last transaction;
 //	            one left by a crash is dropped at Open
+//	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
+//	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
 // The three card buckets are the projection (rebuildable). A card's JSON —
 // what Scorecard serves and card_digests hashes — is its frame and records
@@ -51,8 +53,6 @@
 // such a file for writing rebuilds its cards from the log into the card
 // buckets and drops it; opened read-only, its log is readable but it
 // serves no scorecards (ErrStoredFormat, saying how to convert).
-//	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
-//	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
 // Scorecards, checkpoints and waiters follow the log at publications
 // (publish.go); the stored cards may lag the log (cards_seq, projection.go).

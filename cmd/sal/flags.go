@@ -89,4 +89,3 @@ func intFlag(fs *flag.FlagSet, name, envName string, def int, help string) *int 
 	fs.Var(v, name, fmt.Sprintf("%s (env %s)", help, envName))
 	return v.n
 }
-
