@@ -355,7 +355,16 @@ func (b *batch) apply(seq uint64, o *envelope.Opened) error {
 	if c, ok := b.dirty[id]; ok {
 		b.cards[id] = c
 	}
-	return applyPartial(b.cards, viewOf(b.tx, id, b.pending), seq, o)
+	v := viewOf(b.tx, id, b.pending)
+	if _, ok := b.cards[id]; !ok && v.whole != nil {
+		// Stored whole (rebuilt): into records first, so that only the
+		// records this and later events name are held.
+		if err := toRecords(b.tx, id, v.whole); err != nil {
+			return err
+		}
+		v = viewOf(b.tx, id, b.pending)
+	}
+	return applyPartial(b.cards, v, seq, o)
 }
 
 func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result, error) {

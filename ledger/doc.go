@@ -27,25 +27,25 @@
 //	registry    key id        -> JSON keys.Authority (the keys in force at head)
 //	card_records id 0x00 'f'  -> JSON scorecard.Frame: the card without its
 //	                             records, and how many each section holds
-//	            id 0x00 kind pos(4) -> the JSON of the record at pos (4-byte
-//	                             big-endian, from 0) in section kind: 'c'
-//	                             commitments, 'b' breaches, 'p' remediation
-//	                             plans, 'd' disputes, 'r' disinvestment reviews
-//	card_index  id 0x00 kind record-id -> pos(4) of that record in its
-//	                             section ('a' assessments: of the commitment
-//	                             that holds it); the first record of an id
-//	            id 0x00 'o' commitment-id -> count(4) of breaches open against it
+//	            id 0x00 kind record-id -> pos(4) || open(4) || the record's
+//	                             JSON: kind 'c' commitments, 'b' breaches,
+//	                             'p' remediation plans, 'd' disputes, 'r'
+//	                             disinvestment reviews; pos its place in its
+//	                             section (from 0), open for a commitment the
+//	                             breaches open against it (4-byte big-endian)
+//	            id 0x00 'a' assessment-id -> the id of the commitment
+//	                             holding that assessment
 //	card_digests supplier id  -> SHA-256 of its scorecard's JSON (for checkpoints)
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
 //	rebuild     (only while RebuildProjections runs) nested buckets
-//	            "card_records", "card_index" and "card_digests", staged in
-//	            chunks and moved to the top level in its last transaction;
-//	            one left by a crash is dropped at Open
+//	            "card_records" and "card_digests", staged in chunks and
+//	            moved to the top level in its last transaction; one left by
+//	            a crash is dropped at Open
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
-// The three card buckets are the projection (rebuildable). A card's JSON —
+// The two card buckets are the projection (rebuildable). A card's JSON —
 // what Scorecard serves and card_digests hashes — is its frame and records
 // put together (scorecard.Assemble): the bytes scorecard.Encode gives for
 // the whole card. A file from before cards were stored record by record

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -111,9 +110,6 @@ type Ledger struct {
 	// whoever it answers finds the batch counted (Observer) too.
 	announcedQ atomic.Uint64
 	broken     error // set when dirty cards could not be restored
-	// projErr, when set, is why this read-only ledger serves no
-	// scorecards: they are stored as an older sal stored them.
-	projErr error
 
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
@@ -202,7 +198,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	if opts.ReadOnly {
 		setup = db.View
 	}
-	var wholeCards bool // scorecards stored whole, as an older sal did
+
 	err = guard(func() error {
 		return setup(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) == nil {
@@ -237,7 +233,6 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			} else if tx.Bucket(bucketRegistry) == nil {
 				return fmt.Errorf("%w: no registry bucket", ErrStoredFormat)
 			}
-			wholeCards = tx.Bucket(bucketWholeCards) != nil
 			return loadRegistry(tx, reg)
 		})
 	})
@@ -250,20 +245,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l.reg = reg
 	l.regSnap.Store(reg)
-	switch {
-	case wholeCards && opts.ReadOnly:
-		// The log is readable; the cards need converting, which needs
-		// writing.
-		l.projErr = fmt.Errorf("%w: the scorecards in %s are stored as an older sal stored them; open it for writing once (sal up or sal serve) to convert them", ErrStoredFormat, path)
-		l.published.Store(readHeadOf(db))
-	case wholeCards:
-		// Turn them into records: rebuilt from the log, as any
-		// projection can be, and the whole cards dropped.
-		err = l.RebuildProjections(context.Background())
-	default:
-		err = l.catchUp(opts.ReadOnly)
-	}
-	if err != nil {
+	if err := l.catchUp(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
@@ -306,10 +288,7 @@ func createBuckets(tx *bolt.Tx) error {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
-	if tx.Bucket(bucketWholeCards) != nil {
-		return nil // RebuildProjections makes the card buckets
-	}
-	for _, b := range [][]byte{bucketCardRecords, bucketCardIndex, bucketCardDigests} {
+	for _, b := range cardBucketNames() {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
@@ -437,13 +416,6 @@ func (l *Ledger) StreamPosition() (uint64, error) {
 		return nil
 	})
 	return pos, err
-}
-
-// readHeadOf is the head's seq in db's last commit (0 if unreadable).
-func readHeadOf(db *bolt.DB) uint64 {
-	var seq uint64
-	_ = db.View(func(tx *bolt.Tx) error { seq = readHead(tx).seq; return nil })
-	return seq
 }
 
 func readHead(tx *bolt.Tx) head {

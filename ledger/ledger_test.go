@@ -676,13 +676,12 @@ func TestWaitAnswersAQuarantinedEventOnceCounted(t *testing.T) {
 	}
 }
 
-// TestWholeCardsFromAnOlderSalAreConverted: a file whose scorecards an
-// older sal stored whole (one JSON value per supplier in "scorecards") is
-// read-only opened with its log readable and a clear error for its cards,
-// changing nothing; opened for writing, its cards are rebuilt record by
-// record from the log, byte for byte what they were, and the whole cards
-// dropped.
-func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
+// TestCardsStoredWholeByAnOlderSal: a file whose scorecards an older sal
+// stored whole (one JSON value per supplier in "scorecards", as a rebuild
+// still stores them) serves them as they are, read-only too (changing
+// nothing); the first event for a card turns it into records, and the
+// card goes on as a rebuild from the log makes it.
+func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 	f := mustOpenLedger(t)
 	f.mustAppend(t, f.supplierEvents(t)...)
 	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.SupplierRegistered{Name: "Zeta"}))
@@ -703,7 +702,8 @@ func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{"card_records", "card_index", "card_digests"} {
+		// As an older sal left it: no card_records bucket at all.
+		for _, b := range []string{"scorecards", "card_records", "card_digests"} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
@@ -741,11 +741,10 @@ func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read-only open of whole cards: %v", err)
 	}
-	if n, err := ro.Verify(context.Background()); err != nil || n == 0 {
-		t.Fatalf("verify read-only: %d entries, %v", n, err)
-	}
-	if _, err := ro.Scorecard("acme"); !errors.Is(err, ledger.ErrStoredFormat) || !strings.Contains(err.Error(), "open it for writing once") {
-		t.Fatalf("scorecard from whole cards opened read-only: %v, want ErrStoredFormat saying how to convert", err)
+	for id, want := range live {
+		if got, err := ro.Scorecard(id); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s read-only from whole cards: %v\n got %s\nwant %s", id, err, got, want)
+		}
 	}
 	if err := ro.Close(); err != nil {
 		t.Fatal(err)
@@ -756,15 +755,28 @@ func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
 	f.reopen(t)
 	for id, want := range live {
 		if got, err := f.l.Scorecard(id); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("%s after conversion: %v\n got %s\nwant %s", id, err, got, want)
+			t.Fatalf("%s from whole cards: %v\n got %s\nwant %s", id, err, got, want)
 		}
 	}
-	if ids, _ := f.l.Suppliers(); len(ids) != 2 {
-		t.Fatalf("suppliers after conversion: %v", ids)
-	}
 	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.CommitmentMade{CommitmentId: "cmz", StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}))
-	if c, err := f.l.Card("zeta"); err != nil || len(c.Commitments) != 1 {
-		t.Fatalf("zeta after an event on the converted card: %v", err)
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.AssessmentRecorded{AssessmentId: "as2", CommitmentId: "cm1", Outcome: pb.Outcome_OUTCOME_NON_CONFORMANT, EvidenceRef: "E2", Assessor: "A"}))
+	after := map[string][]byte{}
+	for id := range live {
+		if after[id], err = f.l.Scorecard(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reopen(t)
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range after {
+		if got, _ := f.l.Scorecard(id); !bytes.Equal(got, want) {
+			t.Fatalf("%s: card turned into records and applied on differs from a rebuild\n got %s\nwant %s", id, want, got)
+		}
+	}
+	if c, _ := f.l.Card("acme"); c.Commitment("cm1").Status != scorecard.StatusAtRisk || len(c.Commitment("cm1").Assessments) != 2 {
+		t.Fatal("acme's cm1 not at risk after its second assessment")
 	}
 	if err := f.l.Close(); err != nil {
 		t.Fatal(err)
@@ -776,8 +788,8 @@ func TestWholeCardsFromAnOlderSalAreConverted(t *testing.T) {
 	}
 	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket([]byte("scorecards")) != nil || tx.Bucket([]byte("card_records")) == nil {
-			t.Error("after conversion the whole cards are still there, or no records")
+		if tx.Bucket([]byte("scorecards")).Stats().KeyN != 2 || tx.Bucket([]byte("card_records")).Stats().KeyN != 0 {
+			t.Error("after a rebuild the cards are not all whole")
 		}
 		return nil
 	})

@@ -66,7 +66,7 @@ func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 	err := l.db.View(func(tx *bolt.Tx) error {
 		v := viewOf(tx, id, l.pending.cards)
 		var err error
-		if c, err = v.partial(); err != nil {
+		if c, err = v.card(); err != nil {
 			return err
 		}
 		cur := tx.Bucket(bucketSupplierEvents).Cursor()

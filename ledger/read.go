@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,9 +268,6 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	now := l.now()
 	err = l.commit(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketRebuild)
-		if err := tx.DeleteBucket(bucketWholeCards); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-			return fmt.Errorf("ledger: rebuild: drop %s: %w", bucketWholeCards, err)
-		}
 		for _, b := range cardBucketNames() {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return fmt.Errorf("ledger: rebuild: drop %s: %w", b, err)
@@ -302,7 +300,7 @@ var bucketRebuild = []byte("rebuild")
 
 // cardBucketNames are the buckets that hold the scorecards.
 func cardBucketNames() [][]byte {
-	return [][]byte{bucketCardRecords, bucketCardIndex, bucketCardDigests}
+	return [][]byte{bucketWholeCards, bucketCardRecords, bucketCardDigests}
 }
 
 // rebuildChunk bounds the encoded cards a rebuild holds before writing
@@ -371,7 +369,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 			}
 			err = l.db.Update(func(tx *bolt.Tx) error {
 				st := tx.Bucket(bucketRebuild)
-				return cardBuckets{st.Bucket(bucketCardRecords), st.Bucket(bucketCardIndex), st.Bucket(bucketCardDigests)}.put(chunk)
+				return cardBuckets{st.Bucket(bucketWholeCards), st.Bucket(bucketCardRecords), st.Bucket(bucketCardDigests)}.put(chunk)
 			})
 			if err != nil {
 				err = fmt.Errorf("write staged scorecards: %w", err)
@@ -438,9 +436,9 @@ func (l *Ledger) indexedSuppliers() ([]string, error) {
 	return ids, err
 }
 
-// rebuildCard replays one supplier's entries up to head onto a new card,
-// held whole, and splits it into records. It reads in short transactions
-// of pageSize entries.
+// rebuildCard replays one supplier's entries up to head onto a new card
+// and encodes it whole. It reads in short transactions of pageSize
+// entries.
 func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 	c := scorecard.New(id)
 	prefix := append([]byte(id), 0)
@@ -477,15 +475,11 @@ func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 			break
 		}
 	}
-	w, err := c.Writes()
+	b, err := scorecard.Encode(c)
 	if err != nil {
 		return nil, err
 	}
-	u := newUpdate(w)
-	if u.digest, err = (cardView{id: id, layers: []*cardUpdate{u}}).digest(); err != nil {
-		return nil, err
-	}
-	return u, nil
+	return &cardUpdate{whole: b, digest: sha256.Sum256(b), size: len(b)}, nil
 }
 
 var bucketSupplierEvents = []byte("supplier_events")

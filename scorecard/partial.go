@@ -84,31 +84,30 @@ func DecodeFrame(b []byte) (Frame, error) {
 
 // Store is where a partial card finds the records it does not hold.
 type Store interface {
-	// Position is where the record of kind k with that id sits in its
-	// section (for an assessment: where its commitment sits), ok false
-	// when the card has none.
-	Position(k Kind, id string) (pos int, ok bool, err error)
-	// Record is the JSON of the record at pos in section k.
-	Record(k Kind, pos int) ([]byte, error)
-	// OpenBreaches counts the breaches open against a commitment.
-	OpenBreaches(commitmentID string) (int, error)
+	// Record is the stored record of kind k (a section) with that id,
+	// ok false when the card has none.
+	Record(k Kind, id string) (r Stored, ok bool, err error)
+	// Holder is the id of the commitment that holds an assessment, ok
+	// false when the card has no such assessment.
+	Holder(assessmentID string) (commitmentID string, ok bool, err error)
+}
+
+// Stored is a record as a Store keeps it.
+type Stored struct {
+	Pos  int    // its position in its section
+	Open int    // for a commitment, the breaches open against it
+	JSON []byte // the record's JSON, as on the card
 }
 
 // partial is what a card read record by record knows of the records it
 // does not hold.
 type partial struct {
-	st     Store  // set while ApplyFrom runs
-	err    error  // the first error reading from st
-	base   [5]int // per section, the records stored before the card was loaded
-	pos    map[any]int
-	loaded map[loadKey]bool
+	st   Store  // set while ApplyFrom runs
+	err  error  // the first error reading from st
+	base [5]int // per section, the records stored before the card was loaded
+	pos  map[any]int
 	// assessed is how many assessments a loaded commitment had stored.
 	assessed map[*Commitment]int
-}
-
-type loadKey struct {
-	k   Kind
-	pos int
 }
 
 // NewPartial returns the card of a frame with none of its records at
@@ -118,7 +117,7 @@ func NewPartial(f Frame) *Card {
 	c.Name, c.Registered, c.RegisteredBy = f.Name, f.Registered, f.RegisteredBy
 	c.Ignored, c.LastSeq, c.LastEventTime, c.EventCount = f.Ignored, f.LastSeq, f.LastEventTime, f.EventCount
 	c.idx = c.indexed() // empty: filled as records are read
-	c.part = &partial{base: f.Counts, pos: map[any]int{}, loaded: map[loadKey]bool{}, assessed: map[*Commitment]int{}}
+	c.part = &partial{base: f.Counts, pos: map[any]int{}, assessed: map[*Commitment]int{}}
 	return c
 }
 
@@ -140,49 +139,34 @@ func ApplyFrom(c *Card, st Store, seq uint64, ev *pb.Event, payload proto.Messag
 	return nil
 }
 
-// find looks up a record the card does not hold: its position, or ok false.
-func (c *Card) find(k Kind, id string) (int, bool) {
+// read reads the stored record of kind k with that id into x, reporting
+// whether there is one; an error is kept in the card's partial state.
+// Lookups call it only for ids the card's index does not have, so a
+// record is read once.
+func (c *Card) read(k Kind, id string, x any) (Stored, bool) {
 	p := c.part
 	if p == nil || p.st == nil || p.err != nil {
-		return 0, false
+		return Stored{}, false
 	}
-	pos, ok, err := p.st.Position(k, id)
-	if err != nil {
-		p.err = err
-		return 0, false
-	}
-	return pos, ok
-}
-
-// load reads the record at pos in section k into x, reporting whether it
-// did (false when it was read already, or on error).
-func (c *Card) load(k Kind, pos int, x any) bool {
-	p := c.part
-	if p.loaded[loadKey{k, pos}] || p.err != nil {
-		return false
-	}
-	b, err := p.st.Record(k, pos)
-	if err == nil {
-		err = gojson.Unmarshal(b, x)
+	r, ok, err := p.st.Record(k, id)
+	if err == nil && ok && x != nil {
+		err = gojson.Unmarshal(r.JSON, x)
 	}
 	if err != nil {
-		p.err = fmt.Errorf("%c record %d: %w", k, pos, err)
-		return false
+		p.err = fmt.Errorf("%c record %q: %w", k, id, err)
+		return Stored{}, false
 	}
-	p.loaded[loadKey{k, pos}] = true
-	p.pos[x] = pos
-	return true
+	if ok && x != nil {
+		p.pos[x] = r.Pos
+	}
+	return r, ok
 }
 
-func (c *Card) loadCommitment(pos int) {
+func (c *Card) partCommitment(id string) *Commitment {
 	cm := new(Commitment)
-	if !c.load(KindCommitment, pos, cm) {
-		return
-	}
-	open, err := c.part.st.OpenBreaches(cm.ID)
-	if err != nil {
-		c.part.err = err
-		return
+	r, ok := c.read(KindCommitment, id, cm)
+	if !ok {
+		return nil
 	}
 	c.Commitments = append(c.Commitments, cm)
 	c.idx.addCommitment(cm)
@@ -192,87 +176,84 @@ func (c *Card) loadCommitment(pos int) {
 	c.part.assessed[cm] = len(cm.Assessments)
 	// += : a breach closed before its commitment was read has already
 	// taken itself off.
-	c.idx.open[cm.ID] += open
-}
-
-func (c *Card) partCommitment(id string) *Commitment {
-	if pos, ok := c.find(KindCommitment, id); ok {
-		c.loadCommitment(pos)
-	}
+	c.idx.open[cm.ID] += r.Open
 	return c.idx.commitments[id]
 }
 
 func (c *Card) partAssessment(id string) assessed {
-	if pos, ok := c.find(KindAssessment, id); ok {
-		c.loadCommitment(pos)
+	p := c.part
+	if p.st == nil || p.err != nil {
+		return assessed{}
 	}
+	cmID, ok, err := p.st.Holder(id)
+	if err != nil {
+		p.err = fmt.Errorf("holder of assessment %q: %w", id, err)
+	}
+	if !ok || err != nil {
+		return assessed{}
+	}
+	c.commitment(cmID)
 	return c.idx.assessments[id]
 }
 
 func (c *Card) partBreach(id string) *Breach {
-	if pos, ok := c.find(KindBreach, id); ok {
-		// Not through addBreach: an open breach stored is already
-		// counted in its commitment's stored count.
-		if b := new(Breach); c.load(KindBreach, pos, b) {
-			c.Breaches = append(c.Breaches, b)
-			if _, ok := c.idx.breaches[b.ID]; !ok {
-				c.idx.breaches[b.ID] = b
-			}
-		}
+	// Not through addBreach: an open breach stored is already counted in
+	// its commitment's stored count.
+	b := new(Breach)
+	if _, ok := c.read(KindBreach, id, b); !ok {
+		return nil
 	}
-	return c.idx.breaches[id]
+	c.Breaches = append(c.Breaches, b)
+	c.idx.breaches[b.ID] = b
+	return b
 }
 
 func (c *Card) partDispute(id string) *Dispute {
-	if pos, ok := c.find(KindDispute, id); ok {
-		if d := new(Dispute); c.load(KindDispute, pos, d) {
-			c.Disputes = append(c.Disputes, d)
-			c.idx.addDispute(d)
-		}
+	d := new(Dispute)
+	if _, ok := c.read(KindDispute, id, d); !ok {
+		return nil
 	}
-	return c.idx.disputes[id]
+	c.Disputes = append(c.Disputes, d)
+	c.idx.addDispute(d)
+	return d
 }
 
 func (c *Card) partReview(id string) *Review {
-	if pos, ok := c.find(KindReview, id); ok {
-		if r := new(Review); c.load(KindReview, pos, r) {
-			c.Reviews = append(c.Reviews, r)
-			c.idx.addReview(r)
-		}
+	r := new(Review)
+	if _, ok := c.read(KindReview, id, r); !ok {
+		return nil
 	}
-	return c.idx.reviews[id]
+	c.Reviews = append(c.Reviews, r)
+	c.idx.addReview(r)
+	return r
 }
 
-// Record is one record of a card to store: its JSON at pos in section Kind.
+// Record is one record of a card to store.
 type Record struct {
 	Kind Kind
-	Pos  int
-	JSON []byte
+	ID   string
+	Stored
 }
 
-// IndexEntry is an id to store in a card's index: the record's position
-// (for an assessment, its commitment's). An id already in the index keeps
-// its position: the first record of an id is the one found.
-type IndexEntry struct {
-	Kind Kind
-	ID   string
-	Pos  int
-}
+// Holding says which commitment holds an assessment.
+type Holding struct{ AssessmentID, CommitmentID string }
 
 // Writes is what storing a card record by record writes: its frame, the
-// records it holds (read or added), the ids it added, and the open
-// breaches against each commitment it holds.
+// records it holds (read or added), and the assessments it added.
 type Writes struct {
 	Frame   []byte
 	Records []Record
-	Index   []IndexEntry
-	Open    map[string]int
+	Held    []Holding
 }
 
 // Writes gives what to store for the card: for a partial card the records
-// it read or added, for a whole card every record. Like Apply, it must not
-// run concurrently with anything else on c.
+// it read or added, for a whole card every record. Record ids are unique
+// within a section (Apply refuses a second record of an id). Like Apply,
+// it must not run concurrently with anything else on c.
 func (c *Card) Writes() (Writes, error) {
+	if hasNil(c.Commitments) || hasNil(c.Breaches) || hasNil(c.Plans) || hasNil(c.Disputes) || hasNil(c.Reviews) {
+		return Writes{}, fmt.Errorf("scorecard: encode %s: a null record cannot be stored record by record", c.SupplierID)
+	}
 	f := Frame{
 		SupplierID: c.SupplierID, Name: c.Name, Registered: c.Registered, RegisteredBy: c.RegisteredBy,
 		Ignored: c.Ignored, LastSeq: c.LastSeq, LastEventTime: c.LastEventTime, EventCount: c.EventCount,
@@ -281,60 +262,44 @@ func (c *Card) Writes() (Writes, error) {
 	if p == nil {
 		p = &partial{pos: map[any]int{}, assessed: map[*Commitment]int{}}
 	}
-	var w Writes
-	w.Open = make(map[string]int, len(c.Commitments))
+	w := Writes{Records: make([]Record, 0, len(c.Commitments)+len(c.Breaches)+len(c.Plans)+len(c.Disputes)+len(c.Reviews))}
 	var err error
-	add := func(k Kind, x any, id string, fresh int) int {
-		if err != nil {
-			return fresh
-		}
+	fresh := [5]int{}
+	add := func(k Kind, x any, id string, open int) int {
 		s := section(k)
 		pos, ok := p.pos[x]
 		if !ok {
-			pos = p.base[s] + fresh
-			fresh++
-			w.Index = append(w.Index, IndexEntry{k, id, pos})
+			pos = p.base[s] + fresh[s]
+			fresh[s]++
 		}
 		b, merr := gojson.Marshal(x)
-		if merr != nil {
+		if merr != nil && err == nil {
 			err = fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, merr)
 		}
-		w.Records = append(w.Records, Record{k, pos, b})
-		return fresh
+		w.Records = append(w.Records, Record{k, id, Stored{Pos: pos, Open: open, JSON: b}})
+		return pos
 	}
-	if hasNil(c.Commitments) || hasNil(c.Breaches) || hasNil(c.Plans) || hasNil(c.Disputes) || hasNil(c.Reviews) {
-		return Writes{}, fmt.Errorf("scorecard: encode %s: a null record cannot be stored record by record", c.SupplierID)
-	}
-	fresh := 0
 	for _, cm := range c.Commitments {
-		fresh = add(KindCommitment, cm, cm.ID, fresh)
-		pos := w.Records[len(w.Records)-1].Pos
+		add(KindCommitment, cm, cm.ID, c.openAgainst(cm.ID))
 		for _, a := range cm.Assessments[p.assessed[cm]:] {
-			w.Index = append(w.Index, IndexEntry{KindAssessment, a.ID, pos})
+			w.Held = append(w.Held, Holding{a.ID, cm.ID})
 		}
-		w.Open[cm.ID] = c.openAgainst(cm.ID)
 	}
-	f.Counts[0] = p.base[0] + fresh
-	fresh = 0
 	for _, b := range c.Breaches {
-		fresh = add(KindBreach, b, b.ID, fresh)
+		add(KindBreach, b, b.ID, 0)
 	}
-	f.Counts[1] = p.base[1] + fresh
-	fresh = 0
 	for _, pl := range c.Plans {
-		fresh = add(KindPlan, pl, pl.ID, fresh)
+		add(KindPlan, pl, pl.ID, 0)
 	}
-	f.Counts[2] = p.base[2] + fresh
-	fresh = 0
 	for _, d := range c.Disputes {
-		fresh = add(KindDispute, d, d.ID, fresh)
+		add(KindDispute, d, d.ID, 0)
 	}
-	f.Counts[3] = p.base[3] + fresh
-	fresh = 0
 	for _, r := range c.Reviews {
-		fresh = add(KindReview, r, r.ID, fresh)
+		add(KindReview, r, r.ID, 0)
 	}
-	f.Counts[4] = p.base[4] + fresh
+	for s := range f.Counts {
+		f.Counts[s] = p.base[s] + fresh[s]
+	}
 	if err != nil {
 		return Writes{}, err
 	}

@@ -14,33 +14,28 @@ import (
 // memStore keeps a card record by record in memory, as the ledger keeps
 // it in bbolt.
 type memStore struct {
-	t     *testing.T
-	frame scorecard.Frame
-	recs  map[scorecard.Kind][][]byte
-	index map[string]int
-	open  map[string]int
+	t       *testing.T
+	frame   scorecard.Frame
+	recs    map[string]scorecard.Stored // kind and id
+	holders map[string]string
 }
 
 func newMemStore(t *testing.T, supplier string) *memStore {
-	return &memStore{t: t, frame: scorecard.Frame{SupplierID: supplier}, recs: map[scorecard.Kind][][]byte{}, index: map[string]int{}, open: map[string]int{}}
+	return &memStore{t: t, frame: scorecard.Frame{SupplierID: supplier}, recs: map[string]scorecard.Stored{}, holders: map[string]string{}}
 }
 
-func (m *memStore) Position(k scorecard.Kind, id string) (int, bool, error) {
-	pos, ok := m.index[string(k)+id]
-	return pos, ok, nil
+func (m *memStore) Record(k scorecard.Kind, id string) (scorecard.Stored, bool, error) {
+	r, ok := m.recs[string(k)+id]
+	return r, ok, nil
 }
 
-func (m *memStore) Record(k scorecard.Kind, pos int) ([]byte, error) {
-	if pos >= len(m.recs[k]) {
-		return nil, fmt.Errorf("no %c record %d", k, pos)
-	}
-	return m.recs[k][pos], nil
+func (m *memStore) Holder(id string) (string, bool, error) {
+	cm, ok := m.holders[id]
+	return cm, ok, nil
 }
 
-func (m *memStore) OpenBreaches(id string) (int, error) { return m.open[id], nil }
-
-// write stores what a card gives to write, checking that new records come
-// in order after the stored ones.
+// write stores what a card gives to write, checking that every record
+// keeps its position and that the frame counts them.
 func (m *memStore) write(w scorecard.Writes) {
 	m.t.Helper()
 	f, err := scorecard.DecodeFrame(w.Frame)
@@ -48,35 +43,45 @@ func (m *memStore) write(w scorecard.Writes) {
 		m.t.Fatal(err)
 	}
 	for _, r := range w.Records {
-		switch n := len(m.recs[r.Kind]); {
-		case r.Pos < n:
-			m.recs[r.Kind][r.Pos] = r.JSON
-		case r.Pos == n:
-			m.recs[r.Kind] = append(m.recs[r.Kind], r.JSON)
-		default:
-			m.t.Fatalf("%c record at %d, %d stored", r.Kind, r.Pos, n)
+		if old, ok := m.recs[string(r.Kind)+r.ID]; ok && old.Pos != r.Pos {
+			m.t.Fatalf("%c record %s moved from %d to %d", r.Kind, r.ID, old.Pos, r.Pos)
 		}
+		m.recs[string(r.Kind)+r.ID] = r.Stored
 	}
-	for _, e := range w.Index {
-		if _, ok := m.index[string(e.Kind)+e.ID]; !ok {
-			m.index[string(e.Kind)+e.ID] = e.Pos
-		}
-	}
-	for id, n := range w.Open {
-		m.open[id] = n
-	}
-	for s, k := range scorecard.Sections() {
-		if f.Counts[s] != len(m.recs[k]) {
-			m.t.Fatalf("frame counts %d %c records, %d stored", f.Counts[s], k, len(m.recs[k]))
-		}
+	for _, h := range w.Held {
+		m.holders[h.AssessmentID] = h.CommitmentID
 	}
 	m.frame = f
+	m.assemble()
+}
+
+// sections is the stored records of each section in order, checking that
+// their positions are those the frame counts.
+func (m *memStore) sections() map[scorecard.Kind][][]byte {
+	m.t.Helper()
+	out := map[scorecard.Kind][][]byte{}
+	for s, k := range scorecard.Sections() {
+		out[k] = make([][]byte, m.frame.Counts[s])
+	}
+	for key, r := range m.recs {
+		k := scorecard.Kind(key[0])
+		if r.Pos >= len(out[k]) || out[k][r.Pos] != nil {
+			m.t.Fatalf("%c record %s at %d: the frame counts %d, or two are there", k, key[1:], r.Pos, len(out[k]))
+		}
+		out[k][r.Pos] = r.JSON
+	}
+	return out
 }
 
 func (m *memStore) assemble() []byte {
+	m.t.Helper()
+	secs := m.sections()
 	var buf bytes.Buffer
 	err := scorecard.Assemble(&buf, m.frame, func(k scorecard.Kind, n int, each func([]byte) error) error {
-		for _, b := range m.recs[k][:n] {
+		for _, b := range secs[k][:n] {
+			if b == nil {
+				return fmt.Errorf("a %c record is missing", k)
+			}
 			if err := each(b); err != nil {
 				return err
 			}
@@ -140,8 +145,8 @@ func TestPartialCardAppliesLikeWholeCard(t *testing.T) {
 		if want, _ := scorecard.Encode(whole); !bytes.Equal(split.assemble(), want) {
 			t.Fatalf("seed %d: whole card split into records assembles to other bytes", seed)
 		}
-		if fmt.Sprint(split.index) != fmt.Sprint(st.index) || fmt.Sprint(split.open) != fmt.Sprint(st.open) {
-			t.Fatalf("seed %d: index of the split card differs from the one kept record by record\n split %v %v\n  kept %v %v", seed, split.index, split.open, st.index, st.open)
+		if fmt.Sprint(split.recs) != fmt.Sprint(st.recs) || fmt.Sprint(split.holders) != fmt.Sprint(st.holders) {
+			t.Fatalf("seed %d: the split card's records differ from those kept record by record", seed)
 		}
 	}
 }
@@ -173,6 +178,6 @@ func TestPartialCardStoreFailure(t *testing.T) {
 
 type brokenStore struct{ *memStore }
 
-func (b brokenStore) Record(k scorecard.Kind, pos int) ([]byte, error) {
-	return nil, fmt.Errorf("disk on fire")
+func (b brokenStore) Record(scorecard.Kind, string) (scorecard.Stored, bool, error) {
+	return scorecard.Stored{}, false, fmt.Errorf("disk on fire")
 }

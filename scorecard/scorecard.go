@@ -750,7 +750,7 @@ func (c *Card) hasPlan(id string) bool {
 	if _, ok := c.indexed().plans[id]; ok || c.part == nil {
 		return ok
 	}
-	_, ok := c.find(KindPlan, id)
+	_, ok := c.read(KindPlan, id, nil)
 	return ok
 }
 
