@@ -19,7 +19,10 @@ import (
 // when caught up at the end, as ingest does, without the broker.
 func BenchmarkAppend(b *testing.B) {
 	k := bench.DeterministicKeys("append")
-	const n = 20_000
+	n := 20_000
+	if v, err := strconv.Atoi(os.Getenv("SAL_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
 	evs, err := bench.Events(k, n)
 	if err != nil {
 		b.Fatal(err)
