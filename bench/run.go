@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Options struct {
 	QueryFor  time.Duration // how long queries are offered (default 5s)
 	Ceiling   time.Duration // how long each ceiling is measured (default 3s; Ed25519 takes the best of three rounds)
 	Progress  io.Writer     // progress lines, or nil
+	// HeapProfile, if set, receives a heap profile (pprof) taken when the
+	// ingest is done: what is live then, and what the ingest allocated.
+	HeapProfile io.Writer
 	// PeriodicNATSSync ingests with JetStream\'s periodic fsync instead of
 	// an fsync per message (see system.Config.PeriodicNATSSync).
 	PeriodicNATSSync bool
@@ -190,6 +194,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	took := time.Since(start)
+	if o.HeapProfile != nil {
+		if err := pprof.WriteHeapProfile(o.HeapProfile); err != nil {
+			return nil, fmt.Errorf("bench: heap profile: %w", err)
+		}
+	}
 	if q, _ := sys.Ledger.Quarantine(1, 1); len(q) > 0 {
 		return nil, fmt.Errorf("bench: an event was quarantined: %s", q[0].Reason)
 	}

@@ -26,6 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (read it with go tool pprof)")
+	heapProfile := fs.String("heapprofile", "", "write a heap profile to this file when the ingest is done (read it with go tool pprof)")
 	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -58,7 +59,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := bench.Run(ctx, bench.Options{Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
+	var heap io.Writer
+	if *heapProfile != "" {
+		f, err := os.Create(*heapProfile)
+		if err != nil {
+			return fmt.Errorf("bench: heap profile: %w", err)
+		}
+		defer f.Close()
+		heap = f
+	}
+	rep, err := bench.Run(ctx, bench.Options{HeapProfile: heap, Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
 	if err != nil {
 		return err
 	}
