@@ -93,7 +93,7 @@ type pending struct {
 // bytes per entry (its group) and a hash per card per checkpoint it
 // changed at. BenchmarkVerifyInPasses, 200,000 events: peak Go heap 406
 // MiB in one pass, 110 MiB in four, at 0.92 of the speed.
-const cardBudget = 250_000
+const cardBudget = 100_000
 
 // noGroup marks an entry that is on no scorecard (a registry change).
 const noGroup = math.MaxUint16
