@@ -46,9 +46,15 @@ import (
 // crash the pending changes are gone but the log has every event: Open
 // replays the entries after cards_seq (catchUp), so no projected state is
 // lost and checkpoints continue from the right cards.
+//
+// A flush rewrites the file's pages of every supplier it carries records
+// of, and bbolt holds those pages' nodes until it commits: with 5,000
+// suppliers (sal bench, 1,000,000 events) a flush every 2 s touched all of
+// them and took the peak Go heap of the ingest to 600 MiB; every 500 ms,
+// 485 MiB, at the same ingest rate (9,326-10,680 events/s against 9,572).
 const (
 	flushBytes = 64 << 20
-	flushEvery = 2 * time.Second
+	flushEvery = 500 * time.Millisecond
 )
 
 var (
