@@ -79,6 +79,9 @@ type batch struct {
 	flush    bool                       // and write every pending card
 	updates  map[string]*cardUpdate     // the cards published, set by finish
 	ledger   *Ledger
+	// converted are the cards this batch turned from whole into records:
+	// only this transaction sees their records yet.
+	converted map[string]bool
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -362,6 +365,10 @@ func (b *batch) apply(seq uint64, o *envelope.Opened) error {
 		if err := toRecords(b.tx, id, v.whole); err != nil {
 			return err
 		}
+		if b.converted == nil {
+			b.converted = map[string]bool{}
+		}
+		b.converted[id] = true
 		v = viewOf(b.tx, id, b.pending)
 	}
 	return applyPartial(b.cards, v, seq, o)
@@ -406,7 +413,7 @@ func (b *batch) quarantine(raw []byte, o *envelope.Opened, cause error) (Result,
 func (b *batch) finish() error {
 	if b.publish {
 		var err error
-		if b.updates, err = b.ledger.publishCards(b.pending, b.dirty, b.cards); err != nil {
+		if b.updates, err = b.ledger.publishCards(b.pending, b.tx, b.converted, b.dirty, b.cards); err != nil {
 			return err
 		}
 		if b.flush {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -684,7 +685,11 @@ func TestWaitAnswersAQuarantinedEventOnceCounted(t *testing.T) {
 func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 	f := mustOpenLedger(t)
 	f.mustAppend(t, f.supplierEvents(t)...)
+	// Records the later events do not name, which must still be on the
+	// cards they change.
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm2", StandardId: "WCAG22-AA", StandardVersion: "2.2", Product: "Portal", TargetDate: "2027-06-30"}))
 	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.SupplierRegistered{Name: "Zeta"}))
+	f.mustAppend(t, f.seal(t, f.svc, "zeta", &pb.CommitmentMade{CommitmentId: "cmy", StandardId: "DICOM", StandardVersion: "2024d", Product: "PACS", TargetDate: "2027-03-31"}))
 	live := map[string][]byte{}
 	for _, id := range []string{"acme", "zeta"} {
 		b, err := f.l.Scorecard(id)
@@ -697,42 +702,7 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.l = nil
-	db, err := bolt.Open(f.path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		// As an older sal left it: no card_records bucket at all.
-		for _, b := range []string{"scorecards", "card_records", "card_digests"} {
-			if err := tx.DeleteBucket([]byte(b)); err != nil {
-				return err
-			}
-		}
-		whole, err := tx.CreateBucket([]byte("scorecards"))
-		if err != nil {
-			return err
-		}
-		digests, err := tx.CreateBucket([]byte("card_digests"))
-		if err != nil {
-			return err
-		}
-		for id, b := range live {
-			d := sha256.Sum256(b)
-			if err := whole.Put([]byte(id), b); err != nil {
-				return err
-			}
-			if err := digests.Put([]byte(id), d[:]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	storeWhole(t, f.path, live, 0)
 	before, err := os.ReadFile(f.path)
 	if err != nil {
 		t.Fatal(err)
@@ -765,6 +735,10 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 		if after[id], err = f.l.Scorecard(id); err != nil {
 			t.Fatal(err)
 		}
+		// What checkpoints commit to: the card as it is served.
+		if d, err := f.l.CardDigest(id); err != nil || d != sha256.Sum256(after[id]) {
+			t.Fatalf("%s: digest of the card turned into records is not that of its JSON (%v)", id, err)
+		}
 	}
 	f.reopen(t)
 	if err := f.l.RebuildProjections(context.Background()); err != nil {
@@ -782,7 +756,7 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.l = nil
-	db, err = bolt.Open(f.path, 0o600, &bolt.Options{ReadOnly: true})
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -793,4 +767,89 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// storeWhole rewrites a closed ledger file's scorecards as an older sal
+// stored them: one JSON value per card, no card_records bucket; with
+// cardsSeq > 0, the cards reflect the log up to there.
+func storeWhole(t *testing.T, path string, cards map[string][]byte, cardsSeq uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{"scorecards", "card_records", "card_digests"} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		whole, err := tx.CreateBucket([]byte("scorecards"))
+		if err != nil {
+			return err
+		}
+		digests, err := tx.CreateBucket([]byte("card_digests"))
+		if err != nil {
+			return err
+		}
+		for id, b := range cards {
+			d := sha256.Sum256(b)
+			if err := whole.Put([]byte(id), b); err != nil {
+				return err
+			}
+			if err := digests.Put([]byte(id), d[:]); err != nil {
+				return err
+			}
+		}
+		if cardsSeq == 0 {
+			return nil
+		}
+		var seq [8]byte
+		binary.BigEndian.PutUint64(seq[:], cardsSeq)
+		return tx.Bucket([]byte("meta")).Put([]byte("cards_seq"), seq[:])
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWholeCardsCaughtUpAfterACrash: cards stored whole (by a rebuild)
+// that lag the log, as a crash leaves them, are brought up to the head at
+// Open from the entries after them: the cards and their digests are what
+// a rebuild from the log gives.
+func TestWholeCardsCaughtUpAfterACrash(t *testing.T) {
+	f := mustOpenLedger(t)
+	f.mustAppend(t, f.supplierEvents(t)...)
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.CommitmentMade{CommitmentId: "cm2", StandardId: "WCAG22-AA", StandardVersion: "2.2", Product: "Portal", TargetDate: "2027-06-30"}))
+	lagging, err := f.l.Scorecard("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _, err := f.l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustAppend(t, f.seal(t, f.svc, "acme", &pb.AssessmentRecorded{AssessmentId: "as2", CommitmentId: "cm1", Outcome: pb.Outcome_OUTCOME_NON_CONFORMANT, EvidenceRef: "E2", Assessor: "A"}))
+	if err := f.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.l = nil
+	storeWhole(t, f.path, map[string][]byte{"acme": lagging}, seq)
+	f.reopen(t)
+	got, err := f.l.Scorecard("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := f.l.CardDigest("acme"); err != nil || d != sha256.Sum256(got) {
+		t.Fatalf("digest of the caught-up card is not that of its JSON (%v)", err)
+	}
+	if err := f.l.RebuildProjections(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := f.l.Scorecard("acme"); !bytes.Equal(got, want) {
+		t.Fatalf("caught-up card differs from a rebuild\n got %s\nwant %s", got, want)
+	}
 }

@@ -499,19 +499,45 @@ func cardsDigestOver(tx *bolt.Tx, overlays ...map[string]*cardUpdate) [32]byte {
 // union of the sets) into updates, each with the digest of the card as it
 // then stands: the stored card overlaid by older (pending) updates and
 // its own. Cards are independent: every core takes a share, each reading
-// the last commit in a read transaction of its own.
-func (l *Ledger) publishCards(older map[string]*cardUpdate, sets ...map[string]*scorecard.Card) (map[string]*cardUpdate, error) {
+// the last commit in a read transaction of its own; the cards named in
+// inTx, turned into records by the transaction tx not yet committed,
+// are read in tx, by the calling goroutine.
+func (l *Ledger) publishCards(older map[string]*cardUpdate, tx *bolt.Tx, inTx map[string]bool, sets ...map[string]*scorecard.Card) (map[string]*cardUpdate, error) {
 	all := map[string]*scorecard.Card{}
 	for _, set := range sets {
 		for id, c := range set {
 			all[id] = c
 		}
 	}
-	ids := make([]string, 0, len(all))
+	var ids, local []string
 	for id := range all {
-		ids = append(ids, id)
+		if inTx[id] {
+			local = append(local, id)
+		} else {
+			ids = append(ids, id)
+		}
 	}
-	m := make(map[string]*cardUpdate, len(ids))
+	m := make(map[string]*cardUpdate, len(all))
+	publish := func(tx *bolt.Tx, id string) (*cardUpdate, error) {
+		wr, err := all[id].Writes()
+		if err != nil {
+			return nil, err
+		}
+		u := newUpdate(wr)
+		v := viewOf(tx, id, older)
+		// An update holds every record of a card that was whole (see
+		// cardView), so the whole value, if still stored, is not it.
+		v.layers, v.whole = append([]*cardUpdate{u}, v.layers...), nil
+		u.digest, err = v.digest()
+		return u, err
+	}
+	for _, id := range local {
+		u, err := publish(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		m[id] = u
+	}
 	if len(ids) == 0 {
 		return m, nil
 	}
@@ -525,14 +551,8 @@ func (l *Ledger) publishCards(older map[string]*cardUpdate, sets ...map[string]*
 			defer wg.Done()
 			errs[w] = l.db.View(func(tx *bolt.Tx) error {
 				for i := w; i < len(ids); i += workers {
-					wr, err := all[ids[i]].Writes()
+					u, err := publish(tx, ids[i])
 					if err != nil {
-						return err
-					}
-					u := newUpdate(wr)
-					v := viewOf(tx, ids[i], older)
-					v.layers = append([]*cardUpdate{u}, v.layers...)
-					if u.digest, err = v.digest(); err != nil {
 						return err
 					}
 					out[i] = u
@@ -611,7 +631,7 @@ func (l *Ledger) catchUp(readOnly bool) error {
 			return err
 		}
 	}
-	updates, err := l.publishCards(nil, cards)
+	updates, err := l.publishCards(nil, nil, nil, cards)
 	if err != nil {
 		return err
 	}

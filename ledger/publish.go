@@ -112,7 +112,7 @@ func (l *Ledger) publishAll() error {
 	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && (l.cp == nil || cpSize == head) {
 		return nil
 	}
-	updates, err := l.publishCards(l.pending.cards, l.dirty)
+	updates, err := l.publishCards(l.pending.cards, nil, nil, l.dirty)
 	if err != nil {
 		return err
 	}
