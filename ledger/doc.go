@@ -25,6 +25,9 @@
 //	q_digests   SHA-256(raw)  -> qseq (a redelivered bad message is kept once)
 //	q_event_ids event id      -> qseq (latest quarantine record naming that id)
 //	registry    key id        -> JSON keys.Authority (the keys in force at head)
+//	scorecards  supplier id   -> JSON scorecard.Card: a card stored whole (by
+//	                             RebuildProjections, or by a sal from before
+//	                             cards were stored record by record)
 //	card_records id 0x00 'f'  -> JSON scorecard.Frame: the card without its
 //	                             records, and how many each section holds
 //	            id 0x00 kind record-id -> pos(4) || open(4) || the record's
@@ -39,20 +42,22 @@
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
 //	rebuild     (only while RebuildProjections runs) nested buckets
-//	            "card_records" and "card_digests", staged in chunks and
-//	            moved to the top level in its last transaction; one left by
-//	            a crash is dropped at Open
+//	            "scorecards", "card_records" (empty) and "card_digests",
+//	            staged in chunks and moved to the top level in its last
+//	            transaction; one left by a crash is dropped at Open
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
-// The two card buckets are the projection (rebuildable). A card's JSON —
-// what Scorecard serves and card_digests hashes — is its frame and records
-// put together (scorecard.Assemble): the bytes scorecard.Encode gives for
-// the whole card. A file from before cards were stored record by record
-// has instead "scorecards": supplier id -> the card's JSON whole. Opening
-// such a file for writing rebuilds its cards from the log into the card
-// buckets and drops it; opened read-only, its log is readable but it
-// serves no scorecards (ErrStoredFormat, saying how to convert).
+// The card buckets (scorecards, card_records, card_digests) are the
+// projection (rebuildable). A card is in exactly one of two forms: whole
+// in scorecards, or in card_records; the first event for a card stored
+// whole turns it into records in the transaction that stores the event
+// (and deletes the whole value). Its JSON — what Scorecard serves and
+// card_digests hashes — is the same in both: in records, its frame and
+// records put together (scorecard.Assemble) give the bytes
+// scorecard.Encode gives for the whole card. A file written before cards
+// were stored record by record has every card whole and no card_records
+// bucket (created at the first writable Open): it is read as it is.
 //
 // Scorecards, checkpoints and waiters follow the log at publications
 // (publish.go); the stored cards may lag the log (cards_seq, projection.go).
