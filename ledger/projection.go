@@ -34,11 +34,12 @@ import (
 // give the same JSON, so a card's digest does not change with its form.
 //
 // What a publication changed is not written to the file at once: the
-// ledger keeps it in memory (pending: each card's changed frame, records
-// and index entries, and the digest of the card they make), serves reads
-// from it first, and writes it all in one publishing batch's transaction
-// when flushEvery has gone by since the last flush, when it passes
-// flushBytes (a bound on the memory it takes), and at Close. Every
+// ledger keeps it in memory (pending: each card's changed frame and
+// records, the holders of its new assessments, and the digest of the
+// card they make), serves reads from it first, and writes it all in one
+// publishing batch's transaction when flushEvery has gone by since the
+// last flush, when it passes flushBytes (a bound on the memory it takes),
+// and at Close. Every
 // checkpoint still commits to every card as it stands at its size
 // (stored digests overlaid by pending ones).
 //
