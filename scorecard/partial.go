@@ -20,9 +20,9 @@ import (
 // history. Assemble puts the stored pieces together into exactly the bytes
 // Encode gives for the whole card.
 
-// Kind names a kind of record: the five sections of a card, in the order
-// the card's JSON lists them, and the assessments within commitments
-// (indexed by id, stored inside their commitment's record).
+// Kind names a kind of record: one of the five sections of a card.
+// Assessments are stored inside their commitment's record (Store.Holder
+// finds it).
 type Kind byte
 
 // The kinds of record.
@@ -32,7 +32,6 @@ const (
 	KindPlan       Kind = 'p'
 	KindDispute    Kind = 'd'
 	KindReview     Kind = 'r'
-	KindAssessment Kind = 'a'
 )
 
 // Sections are the kinds stored as records, in the card's order.
