@@ -362,7 +362,7 @@ func (b *batch) apply(seq uint64, o *envelope.Opened) error {
 	if _, ok := b.cards[id]; !ok && v.whole != nil {
 		// Stored whole (rebuilt): into records first, so that only the
 		// records this and later events name are held.
-		if err := toRecords(b.tx, id, v.whole); err != nil {
+		if err := v.toRecords(); err != nil {
 			return err
 		}
 		if b.converted == nil {

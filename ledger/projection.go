@@ -193,9 +193,11 @@ func (v cardView) get(tag byte, id string) []byte {
 
 // frame is the card's frame, ok false if the supplier has no card.
 func (v cardView) frame() (f scorecard.Frame, ok bool, err error) {
-	b := v.get(frameTag, "")
+	var b []byte
 	if len(v.layers) > 0 {
 		b = v.layers[0].frame
+	} else {
+		b = v.get(frameTag, "")
 	}
 	if b == nil {
 		return scorecard.Frame{SupplierID: v.id}, false, nil
@@ -224,20 +226,20 @@ func (v cardView) card() (*scorecard.Card, error) {
 	return scorecard.NewPartial(f), nil
 }
 
-// toRecords turns a card stored whole into records, in tx: the same card,
-// so its digest stays.
-func toRecords(tx *bolt.Tx, id string, whole []byte) error {
-	c, err := scorecard.Decode(whole)
+// toRecords turns the card of v, stored whole, into records in v's
+// (writable) transaction: the same card, so its digest stays.
+func (v cardView) toRecords() error {
+	c, err := v.card()
 	if err != nil {
-		return fmt.Errorf("supplier %s: %w", id, err)
+		return err
 	}
 	w, err := c.Writes()
 	if err != nil {
 		return err
 	}
 	u := newUpdate(w)
-	u.digest = sha256.Sum256(whole)
-	return topCardBuckets(tx).put(map[string]*cardUpdate{id: u})
+	u.digest = sha256.Sum256(v.whole)
+	return topCardBuckets(v.tx).put(map[string]*cardUpdate{v.id: u})
 }
 
 func (v cardView) Record(k scorecard.Kind, id string) (scorecard.Stored, bool, error) {
@@ -270,16 +272,23 @@ func (v cardView) Holder(assessmentID string) (string, bool, error) {
 // stored ones found with a cursor over the section's keys.
 func (v cardView) each(k scorecard.Kind, n int, fn func([]byte) error) error {
 	recs := make([][]byte, n)
+	// place puts a record at its position unless a newer one is there.
+	place := func(id []byte, r scorecard.Stored) error {
+		if r.Pos >= n {
+			return fmt.Errorf("%w: supplier %s: %c record %s at %d of %d", ErrBadEntry, v.id, k, id, r.Pos, n)
+		}
+		if recs[r.Pos] == nil {
+			recs[r.Pos] = r.JSON
+		}
+		return nil
+	}
 	for _, u := range v.layers {
 		for key, r := range u.records {
 			if scorecard.Kind(key[0]) != k {
 				continue
 			}
-			if r.Pos >= n {
-				return fmt.Errorf("%w: supplier %s: %c record %s at %d of %d", ErrBadEntry, v.id, k, key[1:], r.Pos, n)
-			}
-			if recs[r.Pos] == nil {
-				recs[r.Pos] = r.JSON
+			if err := place([]byte(key[1:]), r); err != nil {
+				return err
 			}
 		}
 	}
@@ -288,14 +297,11 @@ func (v cardView) each(k scorecard.Kind, n int, fn func([]byte) error) error {
 		cur := b.Cursor()
 		for ck, cv := cur.Seek(prefix); ck != nil && bytes.HasPrefix(ck, prefix); ck, cv = cur.Next() {
 			r, err := readRecord(v.id, cv)
+			if err == nil {
+				err = place(ck[len(prefix):], r)
+			}
 			if err != nil {
 				return err
-			}
-			if r.Pos >= n {
-				return fmt.Errorf("%w: supplier %s: %c record %s at %d of %d", ErrBadEntry, v.id, k, ck[len(prefix):], r.Pos, n)
-			}
-			if recs[r.Pos] == nil {
-				recs[r.Pos] = r.JSON
 			}
 		}
 	}

@@ -198,33 +198,31 @@ func (c *Card) partAssessment(id string) assessed {
 func (c *Card) partBreach(id string) *Breach {
 	// Not through addBreach: an open breach stored is already counted in
 	// its commitment's stored count.
-	b := new(Breach)
-	if _, ok := c.read(KindBreach, id, b); !ok {
-		return nil
-	}
-	c.Breaches = append(c.Breaches, b)
-	c.idx.breaches[b.ID] = b
-	return b
+	return partRecord(c, KindBreach, id, &c.Breaches, func(b *Breach) {
+		if _, ok := c.idx.breaches[b.ID]; !ok {
+			c.idx.breaches[b.ID] = b
+		}
+	})
 }
 
 func (c *Card) partDispute(id string) *Dispute {
-	d := new(Dispute)
-	if _, ok := c.read(KindDispute, id, d); !ok {
-		return nil
-	}
-	c.Disputes = append(c.Disputes, d)
-	c.idx.addDispute(d)
-	return d
+	return partRecord(c, KindDispute, id, &c.Disputes, c.idx.addDispute)
 }
 
 func (c *Card) partReview(id string) *Review {
-	r := new(Review)
-	if _, ok := c.read(KindReview, id, r); !ok {
+	return partRecord(c, KindReview, id, &c.Reviews, c.idx.addReview)
+}
+
+// partRecord reads the stored record of kind k with that id onto the
+// card's list and index, or returns nil if there is none.
+func partRecord[T any](c *Card, k Kind, id string, list *[]*T, index func(*T)) *T {
+	x := new(T)
+	if _, ok := c.read(k, id, x); !ok {
 		return nil
 	}
-	c.Reviews = append(c.Reviews, r)
-	c.idx.addReview(r)
-	return r
+	*list = append(*list, x)
+	index(x)
+	return x
 }
 
 // Record is one record of a card to store.
