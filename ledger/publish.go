@@ -30,8 +30,9 @@ import (
 // before its event is published.
 //
 // The cards changed by batches not yet published (dirty: partial cards,
-// holding only the records their events named) live only in memory: after a crash Open replays them from the log (catchUp), and
-// signs the checkpoint the last batches did not get.
+// holding only the records their events named) live only in memory:
+// after a crash Open replays them from the log (catchUp), and signs the
+// checkpoint the last batches did not get.
 const publishEvery = 250 * time.Millisecond
 
 // forget drops the cards a failed batch changed in memory. A card also
