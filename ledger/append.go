@@ -82,6 +82,8 @@ type batch struct {
 	// converted are the cards this batch turned from whole into records:
 	// only this transaction sees their records yet.
 	converted map[string]bool
+	recent    recentIDs // appended before, not yet in event_ids (ids.go)
+	ids       recentIDs // appended by this batch
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -160,6 +162,8 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	}
 	var touched map[string]*scorecard.Card
 	var updates map[string]*cardUpdate
+	var ids recentIDs
+	var mergeIDs bool
 	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
@@ -167,8 +171,9 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	err := l.commit(func(tx *bolt.Tx) error {
 		appendOnly(tx)
 		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, ledger: l, opened: opened, verified: verified,
-			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush}
-		touched = b.cards
+			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush,
+			recent: l.recentIDs, ids: recentIDs{}}
+		touched, ids = b.cards, b.ids
 		for i, raw := range raws {
 			b.index = i
 			r, err := b.appendOne(raw)
@@ -182,12 +187,24 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 				return err
 			}
 		}
-		err := b.finish()
+		if err := b.finish(); err != nil {
+			return err
+		}
 		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
-		return err
+		if mergeIDs = len(l.recentIDs)+len(b.ids) >= l.idMergeAt || flush && caughtUp; mergeIDs {
+			return mergeRecentIDs(tx, headSeq, l.recentIDs, b.ids)
+		}
+		return nil
 	}, func() {
 		if publish {
 			l.pending.committed(updates, flush, now)
+		}
+		if mergeIDs {
+			clear(l.recentIDs)
+			return
+		}
+		for id, seq := range ids {
+			l.recentIDs[id] = seq
 		}
 	})
 	if err != nil {
@@ -280,9 +297,8 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		return b.quarantine(raw, nil, err)
 	}
 	id := o.Event.EventId
-	if v := b.tx.Bucket(bucketEventIDs).Get([]byte(id)); v != nil {
-		seq := beUint64(v)
-		stored, err := decodeEntry(seq, b.tx.Bucket(bucketEvents).Get(v))
+	if seq, ok := findID(b.tx, b.recent, b.ids, id); ok {
+		stored, err := decodeEntry(seq, b.tx.Bucket(bucketEvents).Get(u64(seq)))
 		if err != nil {
 			return Result{}, err
 		}
@@ -309,9 +325,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	if err := b.tx.Bucket(bucketEvents).Put(u64(seq), encodeEntry(at, b.head.hash, hash, raw)); err != nil {
 		return Result{}, fmt.Errorf("put event seq %d: %w", seq, err)
 	}
-	if err := b.tx.Bucket(bucketEventIDs).Put([]byte(id), u64(seq)); err != nil {
-		return Result{}, fmt.Errorf("put event id %s: %w", id, err)
-	}
+	b.ids[id] = seq
 	if err := addLeaf(b.tx, seq, raw); err != nil {
 		return Result{}, err
 	}
@@ -534,9 +548,9 @@ func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
 
 // lookup is Lookup, also giving a quarantined event's quarantine sequence.
 func (l *Ledger) lookup(eventID string) (r Result, qseq uint64, ok bool, err error) {
-	err = l.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketEventIDs).Get([]byte(eventID)); v != nil {
-			r, ok = Result{EventID: eventID, Seq: beUint64(v)}, true
+	err = l.readCards(func(_ map[string]*cardUpdate, tx *bolt.Tx) error {
+		if seq, found := findID(tx, l.recentIDs, nil, eventID); found {
+			r, ok = Result{EventID: eventID, Seq: seq}, true
 			return nil
 		}
 		if v := tx.Bucket(bucketQEventIDs).Get([]byte(eventID)); v != nil {

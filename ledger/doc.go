@@ -19,6 +19,9 @@
 //	                             cards of later entries are written in bulk
 //	                             (projection.go) and replayed at Open after
 //	                             a crash
+//	            "ids_seq"     -> seq(8) event_ids covers; the ids of later
+//	                             entries are held in memory, written in bulk
+//	                             (ids.go) and read back from the log at Open
 //	events      seq           -> entry (below)
 //	event_ids   event id      -> seq
 //	quarantine  qseq          -> JSON QuarantineRecord

@@ -99,6 +99,10 @@ type Ledger struct {
 	// pending are the published cards changed since they were last
 	// written to the file (see projection.go).
 	pending pendingCards
+	// recentIDs are the ids not yet in the event_ids bucket (ids.go),
+	// changed under pending.mu.
+	recentIDs recentIDs
+	idMergeAt int // idMergeAt, or a test's bound
 	// Publication (see publish.go), guarded by appendMu: the cards changed
 	// and the results of batches committed since the last publication.
 	dirty       map[string]*scorecard.Card
@@ -192,6 +196,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
 	l.pending.cards = map[string]*cardUpdate{}
+	l.idMergeAt = idMergeAt
 	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update
@@ -230,10 +235,22 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 				if err := dropStaging(tx); err != nil {
 					return err
 				}
+				// Written before ids were indexed in bulk: the bucket
+				// holds every id.
+				if meta.Get(keyIDsSeq) == nil {
+					if err := meta.Put(keyIDsSeq, u64(readHead(tx).seq)); err != nil {
+						return err
+					}
+				}
 			} else if tx.Bucket(bucketRegistry) == nil {
 				return fmt.Errorf("%w: no registry bucket", ErrStoredFormat)
 			}
-			return loadRegistry(tx, reg)
+			if err := loadRegistry(tx, reg); err != nil {
+				return err
+			}
+			ids, err := loadRecentIDs(tx)
+			l.recentIDs = ids
+			return err
 		})
 	})
 	if err != nil {

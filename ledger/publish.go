@@ -95,7 +95,8 @@ func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 }
 
 // publishAll publishes what is not yet published and writes every pending
-// card to the file, with a checkpoint at the head (Close does).
+// card and every id not yet in the event-id index to the file, with a
+// checkpoint at the head (Close does).
 func (l *Ledger) publishAll() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -110,7 +111,7 @@ func (l *Ledger) publishAll() error {
 	}); err != nil {
 		return err
 	}
-	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && (l.cp == nil || cpSize == head) {
+	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && len(l.recentIDs) == 0 && (l.cp == nil || cpSize == head) {
 		return nil
 	}
 	updates, err := l.publishCards(l.pending.cards, nil, nil, l.dirty)
@@ -122,11 +123,17 @@ func (l *Ledger) publishAll() error {
 		if err := writeCards(tx, head, l.pending.cards, updates); err != nil {
 			return err
 		}
+		if err := mergeRecentIDs(tx, head, l.recentIDs); err != nil {
+			return err
+		}
 		if l.cp == nil {
 			return nil
 		}
 		return signCheckpoint(tx, l.cp, head, cardsDigestOver(tx))
-	}, func() { l.pending.reset(now) })
+	}, func() {
+		l.pending.reset(now)
+		clear(l.recentIDs)
+	})
 	if err != nil {
 		return fmt.Errorf("ledger: publish and write scorecards: %w", err)
 	}
