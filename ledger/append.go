@@ -82,8 +82,8 @@ type batch struct {
 	// converted are the cards this batch turned from whole into records:
 	// only this transaction sees their records yet.
 	converted map[string]bool
-	recent    recentIDs // appended before, not yet in event_ids (ids.go)
-	ids       recentIDs // appended by this batch
+	recent    *unindexed // appended before, not yet in the indexes (ids.go)
+	fresh     *unindexed // appended by this batch
 }
 
 // Append stores a batch of raw envelopes in one bbolt transaction and
@@ -162,8 +162,8 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	}
 	var touched map[string]*scorecard.Card
 	var updates map[string]*cardUpdate
-	var ids recentIDs
-	var mergeIDs bool
+	var fresh *unindexed
+	var merge bool
 	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
@@ -172,8 +172,8 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		appendOnly(tx)
 		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, ledger: l, opened: opened, verified: verified,
 			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush,
-			recent: l.recentIDs, ids: recentIDs{}}
-		touched, ids = b.cards, b.ids
+			recent: l.unindexed, fresh: newUnindexed()}
+		touched, fresh = b.cards, b.fresh
 		for i, raw := range raws {
 			b.index = i
 			r, err := b.appendOne(raw)
@@ -191,21 +191,19 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 			return err
 		}
 		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
-		if mergeIDs = len(l.recentIDs)+len(b.ids) >= l.idMergeAt || flush && caughtUp; mergeIDs {
-			return mergeRecentIDs(tx, headSeq, l.recentIDs, b.ids)
+		if merge = len(l.unindexed.ids)+len(b.fresh.ids) >= l.idMergeAt || flush && caughtUp; merge {
+			return mergeIndexes(tx, headSeq, l.unindexed, b.fresh)
 		}
 		return nil
 	}, func() {
 		if publish {
 			l.pending.committed(updates, flush, now)
 		}
-		if mergeIDs {
-			clear(l.recentIDs)
+		if merge {
+			l.unindexed.reset()
 			return
 		}
-		for id, seq := range ids {
-			l.recentIDs[id] = seq
-		}
+		l.unindexed.addAll(fresh)
 	})
 	if err != nil {
 		rerr := l.forget(touched)
@@ -297,7 +295,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		return b.quarantine(raw, nil, err)
 	}
 	id := o.Event.EventId
-	if seq, ok := findID(b.tx, b.recent, b.ids, id); ok {
+	if seq, ok := findID(b.tx, id, b.fresh, b.recent); ok {
 		stored, err := decodeEntry(seq, b.tx.Bucket(bucketEvents).Get(u64(seq)))
 		if err != nil {
 			return Result{}, err
@@ -325,7 +323,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 	if err := b.tx.Bucket(bucketEvents).Put(u64(seq), encodeEntry(at, b.head.hash, hash, raw)); err != nil {
 		return Result{}, fmt.Errorf("put event seq %d: %w", seq, err)
 	}
-	b.ids[id] = seq
+	b.fresh.add(id, o.Event.SupplierId, seq)
 	if err := addLeaf(b.tx, seq, raw); err != nil {
 		return Result{}, err
 	}
@@ -334,9 +332,6 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		b.reg.Apply(o, seq)
 		b.regUp = true
 		return Result{EventID: id, Seq: seq, Type: o.Event.Type.String()}, nil
-	}
-	if err := b.tx.Bucket(bucketSupplierEvents).Put(supplierEventKey(o.Event.SupplierId, seq), nil); err != nil {
-		return Result{}, fmt.Errorf("index seq %d: %w", seq, err)
 	}
 	if err := b.apply(seq, o); err != nil {
 		return Result{}, err
@@ -548,8 +543,8 @@ func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
 
 // lookup is Lookup, also giving a quarantined event's quarantine sequence.
 func (l *Ledger) lookup(eventID string) (r Result, qseq uint64, ok bool, err error) {
-	err = l.readCards(func(_ map[string]*cardUpdate, tx *bolt.Tx) error {
-		if seq, found := findID(tx, l.recentIDs, nil, eventID); found {
+	err = l.readIndexes(func(tx *bolt.Tx, un *unindexed) error {
+		if seq, found := findID(tx, eventID, un); found {
 			r, ok = Result{EventID: eventID, Seq: seq}, true
 			return nil
 		}

@@ -19,9 +19,10 @@
 //	                             cards of later entries are written in bulk
 //	                             (projection.go) and replayed at Open after
 //	                             a crash
-//	            "ids_seq"     -> seq(8) event_ids covers; the ids of later
-//	                             entries are held in memory, written in bulk
-//	                             (ids.go) and read back from the log at Open
+//	            "indexed_seq" -> seq(8) event_ids and supplier_events
+//	                             cover; later entries are indexed in memory,
+//	                             written in bulk (ids.go) and read back from
+//	                             the log at Open
 //	events      seq           -> entry (below)
 //	event_ids   event id      -> seq
 //	quarantine  qseq          -> JSON QuarantineRecord

@@ -8,47 +8,80 @@ import (
 	"github.com/supplier-accountability/sal/envelope"
 )
 
-// The event-id index (bucket event_ids: id → seq) finds a redelivered or
-// retried event by its id. Event ids are random (a service draws them, or
-// derives them from an Idempotency-Key by SHA-256), so every new id lands
-// on its own page of the index: a batch of 4,096 events rewrote about as
-// many of the index's pages at its commit, and that was a quarter of the
-// ingest's time (sal bench, 200,000 events: the appender's 11.4 s went to
-// 8.7 s with the index not written at all).
+// Two indexes of the log are written in bulk, not with each batch:
+// event_ids (id → seq), which finds a redelivered or retried event by its
+// id, and supplier_events (supplier id ‖ seq), which lists a supplier's
+// entries. Event ids are random (a service draws them, or derives them
+// from an Idempotency-Key by SHA-256), so every new id lands on a page of
+// its own, and every supplier's next key lands at the end of that
+// supplier's range: a batch of 4,096 events rewrote about as many pages of
+// event_ids, and one of supplier_events for each supplier it named, at its
+// commit. Together that was 40% of the ingest's time (sal bench, 200,000
+// events: the appender's 11.6 s went to 6.9 s with neither written).
 //
-// So the index is brought up to date in bulk: the ids of the events
-// appended since (recentIDs) are held in memory, consulted before the
-// bucket, and written to it sorted, in one transaction, once there are
-// idMergeAt of them or when a flush finds the stream caught up. meta
-// "ids_seq" is the log position the bucket covers; the ids after it are
-// in the log, so Open reads them back from there (at most idMergeAt
-// entries) and a crash loses nothing. A file without ids_seq (written
-// before this) has every id in the bucket.
-var keyIDsSeq = []byte("ids_seq")
+// So the entries appended since the indexes were last brought up to date
+// (unindexed) are held in memory, consulted beside the buckets, and
+// written to them sorted, in one transaction, once there are idMergeAt of
+// them, when a flush finds the stream caught up, before a rebuild and at
+// Close. meta "indexed_seq" is the log position both buckets cover; the
+// entries after it are in the log, so Open reads them back from there (at
+// most idMergeAt) and a crash loses nothing. A file without indexed_seq
+// (written before this) has every entry in both buckets.
+var keyIndexedSeq = []byte("indexed_seq")
 
-// idMergeAt is how many ids may wait in memory (about 80 bytes each).
+// idMergeAt is how many entries may wait in memory to be indexed (about
+// 100 bytes each).
 const idMergeAt = 50_000
 
-// recentIDs are the event ids appended after the position the event_ids
-// bucket covers, with their sequence numbers. Only the appender changes
-// them, holding the pending cards' lock (commit), so a reader holding it
-// sees the bucket and these of the same commit.
-type recentIDs map[string]uint64
+// unindexed are the entries appended after the position the event_ids and
+// supplier_events buckets cover. The ledger's are changed only by the
+// appender, holding the pending cards' lock (commit), so a reader holding
+// it sees the buckets and these of the same commit.
+type unindexed struct {
+	ids       map[string]uint64   // event id → seq
+	suppliers map[string][]uint64 // supplier id → its seqs, in log order
+}
 
-// idsSeq is the position the event_ids bucket covers.
-func idsSeq(tx *bolt.Tx) uint64 {
-	if v := tx.Bucket(bucketMeta).Get(keyIDsSeq); len(v) == 8 {
+func newUnindexed() *unindexed {
+	return &unindexed{ids: map[string]uint64{}, suppliers: map[string][]uint64{}}
+}
+
+func (u *unindexed) add(eventID, supplierID string, seq uint64) {
+	u.ids[eventID] = seq
+	if supplierID != "" {
+		u.suppliers[supplierID] = append(u.suppliers[supplierID], seq)
+	}
+}
+
+// addAll adds o's entries, all later than u's.
+func (u *unindexed) addAll(o *unindexed) {
+	for id, seq := range o.ids {
+		u.ids[id] = seq
+	}
+	for s, seqs := range o.suppliers {
+		u.suppliers[s] = append(u.suppliers[s], seqs...)
+	}
+}
+
+func (u *unindexed) reset() {
+	clear(u.ids)
+	clear(u.suppliers)
+}
+
+// indexedSeq is the position the event_ids and supplier_events buckets
+// cover.
+func indexedSeq(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keyIndexedSeq); len(v) == 8 {
 		return beUint64(v)
 	}
 	return readHead(tx).seq
 }
 
-// loadRecentIDs reads the ids of the entries after the position the
-// event_ids bucket covers.
-func loadRecentIDs(tx *bolt.Tx) (recentIDs, error) {
-	ids := recentIDs{}
+// loadUnindexed reads the entries after the position the indexes cover.
+func loadUnindexed(tx *bolt.Tx) (*unindexed, error) {
+	u := newUnindexed()
 	cur := tx.Bucket(bucketEvents).Cursor()
-	for k, v := cur.Seek(u64(idsSeq(tx) + 1)); k != nil; k, v = cur.Next() {
+	for k, v := cur.Seek(u64(indexedSeq(tx) + 1)); k != nil; k, v = cur.Next() {
 		seq := beUint64(k)
 		raw, err := entryEnvelope(seq, v)
 		if err != nil {
@@ -58,19 +91,18 @@ func loadRecentIDs(tx *bolt.Tx) (recentIDs, error) {
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", seq, err)
 		}
-		ids[o.Event.EventId] = seq
+		u.add(o.Event.EventId, o.Event.SupplierId, seq)
 	}
-	return ids, nil
+	return u, nil
 }
 
-// findID is where the event id is stored: in the batch being appended,
-// in the recent ids, or in the bucket.
-func findID(tx *bolt.Tx, recent, batch recentIDs, id string) (uint64, bool) {
-	if seq, ok := batch[id]; ok {
-		return seq, true
-	}
-	if seq, ok := recent[id]; ok {
-		return seq, true
+// findID is where the event id is stored: among sets' entries, or in the
+// bucket.
+func findID(tx *bolt.Tx, id string, sets ...*unindexed) (uint64, bool) {
+	for _, u := range sets {
+		if seq, ok := u.ids[id]; ok {
+			return seq, true
+		}
 	}
 	if v := tx.Bucket(bucketEventIDs).Get([]byte(id)); v != nil {
 		return beUint64(v), true
@@ -78,17 +110,31 @@ func findID(tx *bolt.Tx, recent, batch recentIDs, id string) (uint64, bool) {
 	return 0, false
 }
 
-// mergeRecentIDs writes the recent ids and the batch's to the bucket, in key
-// order, and records that it covers the log up to head.
-func mergeRecentIDs(tx *bolt.Tx, head uint64, sets ...recentIDs) error {
-	var kvs []kv
-	for _, set := range sets {
-		for id, seq := range set {
-			kvs = append(kvs, kv{[]byte(id), u64(seq)})
+// mergeIndexes writes sets' entries to both buckets, each in key order,
+// and records that they cover the log up to head.
+func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
+	var ids, sups []kv
+	for _, u := range sets {
+		for id, seq := range u.ids {
+			ids = append(ids, kv{[]byte(id), u64(seq)})
+		}
+		for s, seqs := range u.suppliers {
+			for _, seq := range seqs {
+				sups = append(sups, kv{supplierEventKey(s, seq), nil})
+			}
 		}
 	}
-	if err := putSorted(tx.Bucket(bucketEventIDs), kvs); err != nil {
+	if err := putSorted(tx.Bucket(bucketEventIDs), ids); err != nil {
 		return fmt.Errorf("put event id %w", err)
 	}
-	return tx.Bucket(bucketMeta).Put(keyIDsSeq, u64(head))
+	if err := putSorted(tx.Bucket(bucketSupplierEvents), sups); err != nil {
+		return fmt.Errorf("index supplier event %w", err)
+	}
+	return tx.Bucket(bucketMeta).Put(keyIndexedSeq, u64(head))
+}
+
+// readIndexes runs fn with the unindexed entries held still: fn sees them
+// and the buckets of the same commit.
+func (l *Ledger) readIndexes(fn func(tx *bolt.Tx, un *unindexed) error) error {
+	return l.readCards(func(_ map[string]*cardUpdate, tx *bolt.Tx) error { return fn(tx, l.unindexed) })
 }

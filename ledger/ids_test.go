@@ -1,9 +1,11 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ func storedIDs(t *testing.T, path string) (ids map[string]uint64, covers uint64)
 	defer db.Close()
 	ids = map[string]uint64{}
 	_ = db.View(func(tx *bolt.Tx) error {
-		covers = beU64(tx.Bucket([]byte("meta")).Get([]byte("ids_seq")))
+		covers = beU64(tx.Bucket([]byte("meta")).Get([]byte("indexed_seq")))
 		return tx.Bucket([]byte("event_ids")).ForEach(func(k, v []byte) error {
 			ids[string(k)] = beU64(v)
 			return nil
@@ -58,6 +60,7 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 	l.SetIDMergeAt(700)
 	ctx := context.Background()
 	want := map[string]uint64{}
+	bySupplier := map[string][]uint64{}
 	for i := 0; i < len(evs); i += 256 {
 		rs, err := l.Append(ctx, evs[i:min(i+256, len(evs))])
 		if err != nil {
@@ -68,6 +71,9 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 				t.Fatalf("first delivery: %+v, want appended", r)
 			}
 			want[r.EventID] = r.Seq
+			if r.SupplierID != "" {
+				bySupplier[r.SupplierID] = append(bySupplier[r.SupplierID], r.Seq)
+			}
 		}
 	}
 	if len(want) != len(evs) {
@@ -120,15 +126,69 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 			t.Fatalf("%s: Lookup of an id never appended: found %v, %v", name, ok, err)
 		}
 	}
+	// suppliersListed checks every supplier's entries, listed in log
+	// order (SupplierSeqs) and newest first (SupplierEntries), whole and
+	// cut at a size.
+	suppliersListed := func(name string, l *ledger.Ledger) {
+		t.Helper()
+		for s, seqs := range bySupplier {
+			got, err := l.SupplierSeqs(s, 0)
+			if err != nil || !slices.Equal(got, seqs) {
+				t.Fatalf("%s: SupplierSeqs(%s) = %v, %v; want %v", name, s, got, err, seqs)
+			}
+			cut := seqs[len(seqs)/2]
+			if got, _ := l.SupplierSeqs(s, cut); !slices.Equal(got, seqs[:len(seqs)/2+1]) {
+				t.Fatalf("%s: SupplierSeqs(%s, %d) = %v, want %v", name, s, cut, got, seqs[:len(seqs)/2+1])
+			}
+			for _, before := range []uint64{0, cut} {
+				es, err := l.SupplierEntries(s, before, 7)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				var newest []uint64
+				for i := len(seqs) - 1; i >= 0 && len(newest) < 7; i-- {
+					if before == 0 || seqs[i] <= before {
+						newest = append(newest, seqs[i])
+					}
+				}
+				var gotSeqs []uint64
+				for _, e := range es {
+					gotSeqs = append(gotSeqs, e.Seq)
+				}
+				if !slices.Equal(gotSeqs, newest) {
+					t.Fatalf("%s: SupplierEntries(%s, %d, 7) = %v, want %v", name, s, before, gotSeqs, newest)
+				}
+			}
+		}
+	}
 	redeliver("running", l)
 	lookupAll("running", l)
+	suppliersListed("running", l)
 
 	r, err := ledger.Open(crashed, root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lookupAll("after a crash", r)
+	suppliersListed("after a crash", r)
 	redeliver("after a crash", r)
+	// A rebuild reads the supplier index: the cards it makes are the ones
+	// served before it.
+	before := map[string][]byte{}
+	for s := range bySupplier {
+		if before[s], err = r.Scorecard(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.RebuildProjections(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for s := range bySupplier {
+		if card, err := r.Scorecard(s); err != nil || !bytes.Equal(card, before[s]) {
+			t.Fatalf("after a crash: rebuilt scorecard of %s differs from the one served before (%v)", s, err)
+		}
+	}
+	suppliersListed("rebuilt", r)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +199,7 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 		t.Fatal(err)
 	}
 	lookupAll("read-only", ro)
+	suppliersListed("read-only", ro)
 	if err := ro.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +223,7 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 	}
 }
 
-// A file written before ids were indexed in bulk has no ids_seq: its
+// A file written before ids were indexed in bulk has no indexed_seq: its
 // index holds every id, and opening it records that.
 func TestEventIDsOfAnOlderFile(t *testing.T) {
 	f := mustOpenLedger(t)
@@ -175,14 +236,14 @@ func TestEventIDsOfAnOlderFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("ids_seq")) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("indexed_seq")) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, covers := storedIDs(t, f.path); covers != 0 {
-		t.Fatalf("ids_seq still there: %d", covers)
+		t.Fatalf("indexed_seq still there: %d", covers)
 	}
 	f.l = nil
 	f.reopen(t)

@@ -99,9 +99,9 @@ type Ledger struct {
 	// pending are the published cards changed since they were last
 	// written to the file (see projection.go).
 	pending pendingCards
-	// recentIDs are the ids not yet in the event_ids bucket (ids.go),
-	// changed under pending.mu.
-	recentIDs recentIDs
+	// unindexed are the entries not yet in the event_ids and
+	// supplier_events buckets (ids.go), changed under pending.mu.
+	unindexed *unindexed
 	idMergeAt int // idMergeAt, or a test's bound
 	// Publication (see publish.go), guarded by appendMu: the cards changed
 	// and the results of batches committed since the last publication.
@@ -235,10 +235,10 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 				if err := dropStaging(tx); err != nil {
 					return err
 				}
-				// Written before ids were indexed in bulk: the bucket
-				// holds every id.
-				if meta.Get(keyIDsSeq) == nil {
-					if err := meta.Put(keyIDsSeq, u64(readHead(tx).seq)); err != nil {
+				// Written before the indexes were written in bulk:
+				// they hold every entry.
+				if meta.Get(keyIndexedSeq) == nil {
+					if err := meta.Put(keyIndexedSeq, u64(readHead(tx).seq)); err != nil {
 						return err
 					}
 				}
@@ -248,8 +248,8 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			if err := loadRegistry(tx, reg); err != nil {
 				return err
 			}
-			ids, err := loadRecentIDs(tx)
-			l.recentIDs = ids
+			un, err := loadUnindexed(tx)
+			l.unindexed = un
 			return err
 		})
 	})

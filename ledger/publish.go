@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -62,7 +61,6 @@ func (l *Ledger) forget(touched map[string]*scorecard.Card) error {
 // (pending or stored), as a partial card, and the supplier's entries
 // stored after that.
 func (l *Ledger) reload(id string) (*scorecard.Card, error) {
-	prefix := append([]byte(id), 0)
 	var c *scorecard.Card
 	err := l.db.View(func(tx *bolt.Tx) error {
 		v := viewOf(tx, id, l.pending.cards)
@@ -70,10 +68,8 @@ func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 		if c, err = v.card(); err != nil {
 			return err
 		}
-		cur := tx.Bucket(bucketSupplierEvents).Cursor()
 		events := tx.Bucket(bucketEvents)
-		for k, _ := cur.Seek(supplierEventKey(id, l.published.Load()+1)); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			seq := beUint64(k[len(prefix):])
+		for _, seq := range supplierSeqs(tx, l.unindexed, id, l.published.Load()+1, 0) {
 			e, err := decodeEntry(seq, events.Get(u64(seq)))
 			if err != nil {
 				return err
@@ -95,7 +91,7 @@ func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 }
 
 // publishAll publishes what is not yet published and writes every pending
-// card and every id not yet in the event-id index to the file, with a
+// card and every entry not yet in the indexes to the file, with a
 // checkpoint at the head (Close does).
 func (l *Ledger) publishAll() error {
 	l.appendMu.Lock()
@@ -111,7 +107,7 @@ func (l *Ledger) publishAll() error {
 	}); err != nil {
 		return err
 	}
-	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && len(l.recentIDs) == 0 && (l.cp == nil || cpSize == head) {
+	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && len(l.unindexed.ids) == 0 && (l.cp == nil || cpSize == head) {
 		return nil
 	}
 	updates, err := l.publishCards(l.pending.cards, nil, nil, l.dirty)
@@ -123,7 +119,7 @@ func (l *Ledger) publishAll() error {
 		if err := writeCards(tx, head, l.pending.cards, updates); err != nil {
 			return err
 		}
-		if err := mergeRecentIDs(tx, head, l.recentIDs); err != nil {
+		if err := mergeIndexes(tx, head, l.unindexed); err != nil {
 			return err
 		}
 		if l.cp == nil {
@@ -132,7 +128,7 @@ func (l *Ledger) publishAll() error {
 		return signCheckpoint(tx, l.cp, head, cardsDigestOver(tx))
 	}, func() {
 		l.pending.reset(now)
-		clear(l.recentIDs)
+		l.unindexed.reset()
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: publish and write scorecards: %w", err)

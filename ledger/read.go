@@ -223,7 +223,7 @@ func ProjectOpened(cards map[string]*scorecard.Card, seq uint64, o *envelope.Ope
 //
 // Cards are independent of one another, so every core rebuilds whole
 // cards, a supplier at a time: it reads the supplier's entries through the
-// supplier_events index (written in the same transaction as each entry),
+// supplier_events index (brought up to date first, see ids.go),
 // applies them in log order and encodes the card. Only the cards being
 // rebuilt are held decoded, and only rebuildChunk bytes of encoded cards
 // wait to be written: they go, a chunk per transaction, into a staging
@@ -237,6 +237,10 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 	head, _, err := l.Head()
 	if err != nil {
 		return fmt.Errorf("ledger: rebuild: %w", err)
+	}
+	// The replay reads every supplier's entries through supplier_events.
+	if err := l.commit(func(tx *bolt.Tx) error { return mergeIndexes(tx, head, l.unindexed) }, l.unindexed.reset); err != nil {
+		return fmt.Errorf("ledger: rebuild: index the entries: %w", err)
 	}
 	ids, err := l.indexedSuppliers()
 	if err != nil {
@@ -495,33 +499,43 @@ func supplierEventKey(supplierID string, seq uint64) []byte {
 // numbers at most before (0: no bound), newest first.
 func (l *Ledger) SupplierEntries(supplierID string, before uint64, limit int) ([]Entry, error) {
 	var out []Entry
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.readIndexes(func(tx *bolt.Tx, un *unindexed) error {
+		events := tx.Bucket(bucketEvents)
+		add := func(seq uint64) error {
+			e, err := decodeEntry(seq, events.Get(u64(seq)))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		}
+		// The newest are those not yet indexed.
+		recent := un.suppliers[supplierID]
+		for i := len(recent) - 1; i >= 0 && len(out) < limit; i-- {
+			if before != 0 && recent[i] > before {
+				continue
+			}
+			if err := add(recent[i]); err != nil {
+				return err
+			}
+		}
 		prefix := append([]byte(supplierID), 0)
 		c := tx.Bucket(bucketSupplierEvents).Cursor()
 		var k []byte
 		if before == 0 {
 			k, _ = c.Seek(append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
 		} else {
 			k, _ = c.Seek(supplierEventKey(supplierID, before+1))
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
 		}
-		events := tx.Bucket(bucketEvents)
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 && len(out) < limit; k, _ = c.Prev() {
-			seq := beUint64(k[len(prefix):])
-			e, err := decodeEntry(seq, events.Get(k[len(prefix):]))
-			if err != nil {
+			if err := add(beUint64(k[len(prefix):])); err != nil {
 				return err
 			}
-			out = append(out, e)
 		}
 		return nil
 	})
@@ -532,22 +546,38 @@ func (l *Ledger) SupplierEntries(supplierID string, before uint64, limit int) ([
 // order, up to size (0: all).
 func (l *Ledger) SupplierSeqs(supplierID string, size uint64) ([]uint64, error) {
 	var out []uint64
-	err := l.db.View(func(tx *bolt.Tx) error {
-		prefix := append([]byte(supplierID), 0)
-		c := tx.Bucket(bucketSupplierEvents).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) != len(prefix)+8 {
-				continue
-			}
-			seq := beUint64(k[len(prefix):])
-			if size != 0 && seq > size {
-				break
-			}
-			out = append(out, seq)
-		}
+	err := l.readIndexes(func(tx *bolt.Tx, un *unindexed) error {
+		out = supplierSeqs(tx, un, supplierID, 1, size)
 		return nil
 	})
 	return out, err
+}
+
+// supplierSeqs are the sequence numbers of a supplier's entries from from
+// up to size (0: all), in order: indexed in the bucket, then those in un.
+func supplierSeqs(tx *bolt.Tx, un *unindexed, supplierID string, from, size uint64) []uint64 {
+	var out []uint64
+	prefix := append([]byte(supplierID), 0)
+	c := tx.Bucket(bucketSupplierEvents).Cursor()
+	for k, _ := c.Seek(supplierEventKey(supplierID, from)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		seq := beUint64(k[len(prefix):])
+		if size != 0 && seq > size {
+			return out
+		}
+		out = append(out, seq)
+	}
+	for _, seq := range un.suppliers[supplierID] {
+		if size != 0 && seq > size {
+			break
+		}
+		if seq >= from {
+			out = append(out, seq)
+		}
+	}
+	return out
 }
 
 // SizeAt is the number of entries appended at or before t (appended times
