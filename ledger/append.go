@@ -191,7 +191,8 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 			return err
 		}
 		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
-		if merge = len(l.unindexed.ids)+len(b.fresh.ids) >= l.idMergeAt || flush && caughtUp; merge {
+		waiting := len(l.unindexed.ids) + len(b.fresh.ids)
+		if merge = waiting <= l.indexing.inBatch && (flush && caughtUp || waiting >= l.indexing.at); merge {
 			return mergeIndexes(tx, headSeq, l.unindexed, b.fresh)
 		}
 		return nil
@@ -220,6 +221,12 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		return nil, err
 	}
 	l.setFailure(nil)
+	if !merge && (len(l.unindexed.ids) >= l.indexing.at || flush && caughtUp) {
+		// Too many for the batch's transaction. Should it fail, the
+		// entries stay unindexed, in memory and in the log, and the next
+		// batch tries again: nothing is lost.
+		_ = l.indexAll(headSeq)
+	}
 	l.reg = reg
 	l.regSnap.Store(reg)
 	// Count the batch before waking its waiters: whoever waited for an

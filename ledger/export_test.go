@@ -6,5 +6,5 @@ func (l *Ledger) SetRebuildChunk(n int) { l.rebuildChunk = n }
 // SetRebuildObserver has fn called after each chunk a rebuild stages.
 func (l *Ledger) SetRebuildObserver(fn func()) { l.rebuildStaged = fn }
 
-// SetIDMergeAt replaces the idMergeAt bound.
-func (l *Ledger) SetIDMergeAt(n int) { l.idMergeAt = n }
+// SetIndexing replaces the idMergeAt, mergeInBatch and indexPart bounds.
+func (l *Ledger) SetIndexing(at, inBatch, part int) { l.indexing = indexing{at, inBatch, part} }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -32,6 +34,9 @@ var keyIndexedSeq = []byte("indexed_seq")
 // idMergeAt is how many entries may wait in memory to be indexed (about
 // 100 bytes each).
 const idMergeAt = 50_000
+
+// indexing holds the bounds above (tests make them small).
+type indexing struct{ at, inBatch, part int }
 
 // unindexed are the entries appended after the position the event_ids and
 // supplier_events buckets cover. The ledger's are changed only by the
@@ -110,10 +115,9 @@ func findID(tx *bolt.Tx, id string, sets ...*unindexed) (uint64, bool) {
 	return 0, false
 }
 
-// mergeIndexes writes sets' entries to both buckets, each in key order,
-// and records that they cover the log up to head.
-func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
-	var ids, sups []kv
+// sortedEntries are sets' entries as keys of the two buckets, each list in
+// key order.
+func sortedEntries(sets ...*unindexed) (ids, sups []kv) {
 	for _, u := range sets {
 		for id, seq := range u.ids {
 			ids = append(ids, kv{[]byte(id), u64(seq)})
@@ -124,13 +128,89 @@ func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
 			}
 		}
 	}
-	if err := putSorted(tx.Bucket(bucketEventIDs), ids); err != nil {
-		return fmt.Errorf("put event id %w", err)
+	slices.SortFunc(ids, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	slices.SortFunc(sups, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	return ids, sups
+}
+
+// putEntries puts sorted keys of both buckets.
+func putEntries(tx *bolt.Tx, ids, sups []kv) error {
+	for _, b := range []struct {
+		name []byte
+		kvs  []kv
+	}{{bucketEventIDs, ids}, {bucketSupplierEvents, sups}} {
+		bk := tx.Bucket(b.name)
+		for _, e := range b.kvs {
+			if err := bk.Put(e.k, e.v); err != nil {
+				return fmt.Errorf("index %s %q: %w", b.name, e.k, err)
+			}
+		}
 	}
-	if err := putSorted(tx.Bucket(bucketSupplierEvents), sups); err != nil {
-		return fmt.Errorf("index supplier event %w", err)
+	return nil
+}
+
+// mergeIndexes writes sets' entries to both buckets in tx and records that
+// they cover the log up to head. For a few entries (mergeInBatch): tx
+// then rewrites at most as many pages as a batch did.
+func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
+	ids, sups := sortedEntries(sets...)
+	if err := putEntries(tx, ids, sups); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyIndexedSeq, u64(head))
+}
+
+// mergeInBatch is how many entries a batch's own transaction indexes.
+const mergeInBatch = 4096
+
+// indexPart bounds how many of the entries already indexed one
+// transaction of indexAll spans. bbolt holds a node in memory for every
+// page a transaction writes, and idMergeAt random keys touch nearly every
+// page of an index of 1,000,000 entries (about 22,000 pages of the two,
+// several hundred MiB of nodes at once): in parts, each holds those of
+// about indexPart entries, whatever the ledger's size, and each page is
+// still rewritten once for all the keys that land on it.
+const indexPart = 100_000
+
+// indexAll writes the ledger's unindexed entries to the buckets, up to
+// head, in key-ordered parts of one transaction each, the last recording
+// that they cover the log up to head. The caller holds appendMu. A part
+// committed before a later one fails (or a crash) leaves keys in the
+// buckets beyond indexed_seq: those entries are still unindexed (in memory,
+// and read back from the log at Open), and readers of the buckets ignore
+// them (supplierSeqs); putting them again changes nothing.
+func (l *Ledger) indexAll(head uint64) error {
+	if len(l.unindexed.ids) == 0 {
+		return nil // the buckets cover the head
+	}
+	var covered uint64
+	if err := l.db.View(func(tx *bolt.Tx) error { covered = indexedSeq(tx); return nil }); err != nil {
+		return err
+	}
+	ids, sups := sortedEntries(l.unindexed)
+	part := uint64(l.indexing.part)
+	parts := max(1, int((covered+part-1)/part))
+	for i := range parts {
+		idPart := ids[i*len(ids)/parts : (i+1)*len(ids)/parts]
+		supPart := sups[i*len(sups)/parts : (i+1)*len(sups)/parts]
+		put := func(tx *bolt.Tx) error { return putEntries(tx, idPart, supPart) }
+		if i < parts-1 {
+			if err := l.db.Update(put); err != nil {
+				return fmt.Errorf("ledger: index entries (part %d of %d): %w", i+1, parts, err)
+			}
+			continue
+		}
+		err := l.commit(func(tx *bolt.Tx) error {
+			if err := put(tx); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(keyIndexedSeq, u64(head))
+		}, l.unindexed.reset)
+		if err != nil {
+			return fmt.Errorf("ledger: index entries (part %d of %d): %w", parts, parts, err)
+		}
+	}
+	return nil
 }
 
 // readIndexes runs fn with the unindexed entries held still: fn sees them

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -37,11 +38,27 @@ func storedIDs(t *testing.T, path string) (ids map[string]uint64, covers uint64)
 }
 
 // An event's id is found wherever it is kept — in the event-id index, or
-// among the ids appended since the index was last brought up to date,
-// which live in memory — before and after a crash that loses the memory:
-// every event delivered again is a duplicate of the one stored, and
-// Lookup names its sequence number. Close writes every id to the index.
+// among the entries appended since the indexes were last brought up to
+// date, which live in memory — before and after a crash that loses the
+// memory: every event delivered again is a duplicate of the one stored,
+// and Lookup names its sequence number. A supplier's entries are listed
+// whole and once, wherever they are kept, also when a crash cut short an
+// indexing in parts. Close writes every entry to the indexes.
 func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		at, inBatch, part   int
+		cutShortAfterACrash bool
+	}{
+		{"indexed in the batch's transaction", 700, 4096, 100_000, false},
+		{"indexed in parts after the batch", 700, 100, 300, false},
+		{"indexing in parts cut short by a crash", 700, 100, 300, true},
+	} {
+		t.Run(c.name, func(t *testing.T) { eventIDsIndexed(t, c.at, c.inBatch, c.part, c.cutShortAfterACrash) })
+	}
+}
+
+func eventIDsIndexed(t *testing.T, at, inBatch, part int, cutShort bool) {
 	k := bench.DeterministicKeys("ids")
 	evs, err := bench.Events(k, 3000)
 	if err != nil {
@@ -57,7 +74,7 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	l.SetIDMergeAt(700)
+	l.SetIndexing(at, inBatch, part)
 	ctx := context.Background()
 	want := map[string]uint64{}
 	bySupplier := map[string][]uint64{}
@@ -92,6 +109,44 @@ func TestEventIDsFoundBeforeAndAfterTheyAreIndexed(t *testing.T) {
 	for id, seq := range indexed {
 		if want[id] != seq || seq > covers {
 			t.Fatalf("index holds %s at %d; appended at %d, index covers up to %d", id, seq, want[id], covers)
+		}
+	}
+
+	if cutShort {
+		// What a crash between two parts of an indexing leaves: keys in
+		// the buckets past indexed_seq, for entries still unindexed.
+		db, err := bolt.Open(crashed, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			for s, seqs := range bySupplier {
+				for _, seq := range seqs {
+					if seq > covers && seq%2 == 0 {
+						var key [8]byte
+						binary.BigEndian.PutUint64(key[:], seq)
+						if err := tx.Bucket([]byte("supplier_events")).Put(append(append([]byte(s), 0), key[:]...), nil); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			for id, seq := range want {
+				if seq > covers && seq%2 == 0 {
+					var v [8]byte
+					binary.BigEndian.PutUint64(v[:], seq)
+					if err := tx.Bucket([]byte("event_ids")).Put([]byte(id), v[:]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 

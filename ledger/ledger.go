@@ -102,7 +102,7 @@ type Ledger struct {
 	// unindexed are the entries not yet in the event_ids and
 	// supplier_events buckets (ids.go), changed under pending.mu.
 	unindexed *unindexed
-	idMergeAt int // idMergeAt, or a test's bound
+	indexing  indexing
 	// Publication (see publish.go), guarded by appendMu: the cards changed
 	// and the results of batches committed since the last publication.
 	dirty       map[string]*scorecard.Card
@@ -196,7 +196,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l := &Ledger{db: db, now: opts.Now, cp: opts.Checkpoints, obs: opts.Observer, waiters: map[string][]chan Result{}, updated: make(chan struct{})}
 	l.pending.cards = map[string]*cardUpdate{}
-	l.idMergeAt = idMergeAt
+	l.indexing = indexing{at: idMergeAt, inBatch: mergeInBatch, part: indexPart}
 	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
 	setup := db.Update

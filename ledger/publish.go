@@ -110,6 +110,9 @@ func (l *Ledger) publishAll() error {
 	if len(l.dirty) == 0 && len(l.unpublished) == 0 && len(l.pending.cards) == 0 && len(l.unindexed.ids) == 0 && (l.cp == nil || cpSize == head) {
 		return nil
 	}
+	if err := l.indexAll(head); err != nil {
+		return err
+	}
 	updates, err := l.publishCards(l.pending.cards, nil, nil, l.dirty)
 	if err != nil {
 		return err
@@ -119,17 +122,11 @@ func (l *Ledger) publishAll() error {
 		if err := writeCards(tx, head, l.pending.cards, updates); err != nil {
 			return err
 		}
-		if err := mergeIndexes(tx, head, l.unindexed); err != nil {
-			return err
-		}
 		if l.cp == nil {
 			return nil
 		}
 		return signCheckpoint(tx, l.cp, head, cardsDigestOver(tx))
-	}, func() {
-		l.pending.reset(now)
-		l.unindexed.reset()
-	})
+	}, func() { l.pending.reset(now) })
 	if err != nil {
 		return fmt.Errorf("ledger: publish and write scorecards: %w", err)
 	}

@@ -239,7 +239,7 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 		return fmt.Errorf("ledger: rebuild: %w", err)
 	}
 	// The replay reads every supplier's entries through supplier_events.
-	if err := l.commit(func(tx *bolt.Tx) error { return mergeIndexes(tx, head, l.unindexed) }, l.unindexed.reset); err != nil {
+	if err := l.indexAll(head); err != nil {
 		return fmt.Errorf("ledger: rebuild: index the entries: %w", err)
 	}
 	ids, err := l.indexedSuppliers()
@@ -532,7 +532,11 @@ func (l *Ledger) SupplierEntries(supplierID string, before uint64, limit int) ([
 		} else {
 			k, _ = c.Prev()
 		}
+		covered := indexedSeq(tx)
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 && len(out) < limit; k, _ = c.Prev() {
+			if seq := beUint64(k[len(prefix):]); seq > covered {
+				continue // also unindexed, listed above (indexAll)
+			}
 			if err := add(beUint64(k[len(prefix):])); err != nil {
 				return err
 			}
@@ -554,10 +558,12 @@ func (l *Ledger) SupplierSeqs(supplierID string, size uint64) ([]uint64, error) 
 }
 
 // supplierSeqs are the sequence numbers of a supplier's entries from from
-// up to size (0: all), in order: indexed in the bucket, then those in un.
+// up to size (0: all), in order: indexed in the bucket (up to indexed_seq),
+// then those in un.
 func supplierSeqs(tx *bolt.Tx, un *unindexed, supplierID string, from, size uint64) []uint64 {
 	var out []uint64
 	prefix := append([]byte(supplierID), 0)
+	covered := indexedSeq(tx)
 	c := tx.Bucket(bucketSupplierEvents).Cursor()
 	for k, _ := c.Seek(supplierEventKey(supplierID, from)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if len(k) != len(prefix)+8 {
@@ -566,6 +572,9 @@ func supplierSeqs(tx *bolt.Tx, un *unindexed, supplierID string, from, size uint
 		seq := beUint64(k[len(prefix):])
 		if size != 0 && seq > size {
 			return out
+		}
+		if seq > covered {
+			break // also unindexed, in un (indexAll)
 		}
 		out = append(out, seq)
 	}
