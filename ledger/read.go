@@ -534,10 +534,11 @@ func (l *Ledger) SupplierEntries(supplierID string, before uint64, limit int) ([
 		}
 		covered := indexedSeq(tx)
 		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 && len(out) < limit; k, _ = c.Prev() {
-			if seq := beUint64(k[len(prefix):]); seq > covered {
+			seq := beUint64(k[len(prefix):])
+			if seq > covered {
 				continue // also unindexed, listed above (indexAll)
 			}
-			if err := add(beUint64(k[len(prefix):])); err != nil {
+			if err := add(seq); err != nil {
 				return err
 			}
 		}
