@@ -23,9 +23,10 @@ import (
 //
 // So the entries appended since the indexes were last brought up to date
 // (unindexed) are held in memory, consulted beside the buckets, and
-// written to them sorted, in one transaction, once there are idMergeAt of
-// them, when a flush finds the stream caught up, before a rebuild and at
-// Close. meta "indexed_seq" is the log position both buckets cover; the
+// written to them sorted once there are idMergeAt of them, when a flush
+// finds the stream caught up, before a rebuild and at Close: a few in the
+// batch's own transaction (mergeIndexes), more in parts after it
+// (indexAll). meta "indexed_seq" is the log position both buckets cover; the
 // entries after it are in the log, so Open reads them back from there (at
 // most idMergeAt) and a crash loses nothing. A file without indexed_seq
 // (written before this) has every entry in both buckets.
