@@ -163,7 +163,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	var touched map[string]*scorecard.Card
 	var updates map[string]*cardUpdate
 	var fresh *unindexed
-	var merge bool
+	var indexDue, merge bool // the indexes are due; written in this transaction
 	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
@@ -192,7 +192,8 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		}
 		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
 		waiting := len(l.unindexed.ids) + len(b.fresh.ids)
-		if merge = waiting <= l.indexing.inBatch && (flush && caughtUp || waiting >= l.indexing.at); merge {
+		indexDue = flush && caughtUp || waiting >= l.indexing.at
+		if merge = indexDue && waiting <= l.indexing.inBatch; merge {
 			return mergeIndexes(tx, headSeq, l.unindexed, b.fresh)
 		}
 		return nil
@@ -221,7 +222,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		return nil, err
 	}
 	l.setFailure(nil)
-	if !merge && (len(l.unindexed.ids) >= l.indexing.at || flush && caughtUp) {
+	if indexDue && !merge {
 		// Too many for the batch's transaction. Should it fail, the
 		// entries stay unindexed, in memory and in the log, and the next
 		// batch tries again: nothing is lost.

@@ -467,6 +467,11 @@ type kv struct{ k, v []byte }
 // one given last is put last, and wins.
 func putSorted(b *bolt.Bucket, kvs []kv) error {
 	slices.SortStableFunc(kvs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	return putInOrder(b, kvs)
+}
+
+// putInOrder puts kvs, already in key order.
+func putInOrder(b *bolt.Bucket, kvs []kv) error {
 	for _, x := range kvs {
 		if err := b.Put(x.k, x.v); err != nil {
 			return fmt.Errorf("%q: %w", x.k, err)
