@@ -125,7 +125,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// (the verifier replays every scorecard in memory) is not collected on
 	// the next one's time: in use, verification runs in its own process.
 	settle := func() { runtime.GC() }
+	// Each phase labels the work it starts (phase=ingest, ...), so that a
+	// CPU profile of the whole run can be read one phase at a time
+	// (go tool pprof -tagfocus phase=ingest). Goroutines take the label of
+	// the phase that started them: the system's (JetStream, the ledger's
+	// reader) are started by the ingest and keep its label after it.
+	phase := func(name string) {
+		pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("phase", name)))
+	}
+	defer pprof.SetGoroutineLabels(ctx)
 
+	phase("ceilings")
 	say("ceilings: Ed25519 verify on %d cores, bbolt batched append, JetStream publish and consume", rep.Cores)
 	edRate := ed25519Ceiling(o.Ceiling)
 	rep.add(Figure{Name: "ceiling: ed25519 verify, all cores", Value: edRate, Unit: "verifies/s"})
@@ -147,6 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "ceiling: JetStream async publish, periodic fsync (default)", Value: lazyRate, Unit: "msgs/s"})
 	rep.add(Figure{Name: "ceiling: JetStream pull consume", Value: conRate, Unit: "msgs/s"})
 
+	phase("generate")
 	say("generating %d signed events into a file", o.Events)
 	keys := DeterministicKeys("bench")
 	eventsFile := filepath.Join(dir, "events.bin")
@@ -155,6 +166,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	mem.phase("generate")
+	phase("ingest")
 	say("ingest: publishing through NATS JetStream into the ledger")
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(filepath.Join(data, "keys"), 0o700); err != nil {
@@ -217,6 +229,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	settle()
 	mem.phase("ingest")
+	phase("rebuild")
 	say("rebuild: dropping the scorecards and replaying them from the log, three times")
 	// One rebuild of 200,000 events takes under half a second, short
 	// enough for a neighbour on a shared machine to move it by a third:
@@ -235,6 +248,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	settle()
 	mem.phase("rebuild")
+	phase("verify")
 	say("verify: full offline verification")
 	root := keys.Root.Public().(ed25519.PublicKey)
 	start = time.Now()
@@ -250,6 +264,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	settle()
 	mem.phase("verify")
+	phase("query")
 	say("queries: scorecard reads at %d/s for %s", o.QueryRate, o.QueryFor)
 	p50, p99, rps, err := queries(ctx, sys, SupplierIDs(o.Events), o.QueryRate, o.QueryFor)
 	if err != nil {
