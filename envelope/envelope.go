@@ -131,31 +131,81 @@ type Opened struct {
 // Open decodes raw into its event and typed payload. It checks shape, not
 // signature: call Verify with the key the registry names.
 func Open(raw []byte) (*Opened, error) {
-	if len(raw) > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxSize)
-	}
 	var env pb.Envelope
-	if err := proto.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	ev := &pb.Event{}
+	o := &Opened{}
+	if err := open(raw, &env, ev, o, DecodePayload); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// open is Open into messages the caller provides: env and ev are
+// overwritten, o is filled, decode decodes the payload.
+func open(raw []byte, env *pb.Envelope, ev *pb.Event, o *Opened, decode func(pb.EventType, []byte) (proto.Message, error)) error {
+	if len(raw) > MaxSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxSize)
+	}
+	if err := proto.Unmarshal(raw, env); err != nil {
+		return fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
 	}
 	if len(env.Signature) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(env.Signature), ed25519.SignatureSize)
+		return fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(env.Signature), ed25519.SignatureSize)
 	}
-	var ev pb.Event
-	if err := proto.Unmarshal(env.Event, &ev); err != nil {
-		return nil, fmt.Errorf("%w: event: %v", ErrMalformed, err)
+	if err := proto.Unmarshal(env.Event, ev); err != nil {
+		return fmt.Errorf("%w: event: %v", ErrMalformed, err)
 	}
 	if ev.EventId == "" || len(ev.EventId) > 128 {
-		return nil, fmt.Errorf("%w: event id missing or longer than 128 bytes", ErrMalformed)
+		return fmt.Errorf("%w: event id missing or longer than 128 bytes", ErrMalformed)
 	}
 	if ev.KeyId == "" {
-		return nil, fmt.Errorf("%w: event %s names no signing key", ErrMalformed, ev.EventId)
+		return fmt.Errorf("%w: event %s names no signing key", ErrMalformed, ev.EventId)
 	}
-	payload, err := DecodePayload(ev.Type, ev.Payload)
+	payload, err := decode(ev.Type, ev.Payload)
 	if err != nil {
-		return nil, fmt.Errorf("event %s: %w", ev.EventId, err)
+		return fmt.Errorf("event %s: %w", ev.EventId, err)
 	}
-	return &Opened{Raw: raw, Body: env.Event, Signature: env.Signature, Event: &ev, Payload: payload}, nil
+	*o = Opened{Raw: raw, Body: env.Event, Signature: env.Signature, Event: ev, Payload: payload}
+	return nil
+}
+
+// Opener opens envelope after envelope into the same messages, for a
+// replay that applies each event and lets it go: it allocates only what
+// the decoded strings and bytes take. What Open returns is valid until
+// the next call; keep nothing of it (copy the strings' values, which
+// Go's strings are, not the messages). An Opener is not safe for
+// concurrent use.
+type Opener struct {
+	env      pb.Envelope
+	ev       pb.Event
+	o        Opened
+	payloads map[pb.EventType]proto.Message
+}
+
+// Open is the package's Open, reusing the Opener's messages.
+func (op *Opener) Open(raw []byte) (*Opened, error) {
+	if err := open(raw, &op.env, &op.ev, &op.o, op.decode); err != nil {
+		return nil, err
+	}
+	return &op.o, nil
+}
+
+func (op *Opener) decode(t pb.EventType, b []byte) (proto.Message, error) {
+	m, ok := op.payloads[t]
+	if !ok {
+		// The first of its type: DecodePayload knows the types (and
+		// refuses the rest); later ones reuse its message.
+		m, err := DecodePayload(t, b)
+		if err != nil {
+			return nil, err
+		}
+		if op.payloads == nil {
+			op.payloads = map[pb.EventType]proto.Message{}
+		}
+		op.payloads[t] = m
+		return m, nil
+	}
+	return m, unmarshalPayload(t, b, m) // Unmarshal resets m first
 }
 
 // verifyOptions is the one rule every signature is judged by, alone or in

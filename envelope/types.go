@@ -80,8 +80,15 @@ func DecodePayload(t pb.EventType, b []byte) (proto.Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, int32(t))
 	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, t, err)
+	if err := unmarshalPayload(t, b, m); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+func unmarshalPayload(t pb.EventType, b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, t, err)
+	}
+	return nil
 }

@@ -445,6 +445,7 @@ func (l *Ledger) indexedSuppliers() ([]string, error) {
 // entries.
 func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 	c := scorecard.New(id)
+	var op envelope.Opener // Apply copies what it keeps
 	prefix := append([]byte(id), 0)
 	for from := uint64(1); from <= head; {
 		n := 0
@@ -460,7 +461,7 @@ func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 				if err != nil {
 					return &ChainError{Seq: seq, Err: err}
 				}
-				o, err := envelope.Open(env)
+				o, err := op.Open(env)
 				if err != nil {
 					return &ChainError{Seq: seq, Err: err}
 				}
