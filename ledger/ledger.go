@@ -270,10 +270,24 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
+// initialMmap is how much of the ledger file bbolt maps from the start.
+// bbolt maps the file in memory and, as the file grows past the mapping,
+// unmaps it and maps it anew, larger (doubling up to 1 GiB): each time the
+// next reads of every page fault it in again, and the remap waits for the
+// open read transactions. A file growing to 434 MB (200,000 events) was
+// remapped on its way there, during the ingest and again during the
+// rebuild that stages a second copy of the cards. Mapping 1 GiB from the
+// start takes address space, not memory: pages are read in as they are
+// touched. sal bench, 200,000 events, alternating runs: ingest
+// 27,582/30,438 events/s without, 31,154/31,774 with; rebuild (median of
+// three) 384,004/375,355 without, 427,596/439,976 with; query p99 4.2/3.7
+// ms without, 2.5/2.5 with.
+const initialMmap = 1 << 30
+
 func openBolt(path string, readOnly, noSync bool) (*bolt.DB, error) {
 	var db *bolt.DB
 	err := guard(func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, ReadOnly: readOnly})
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, ReadOnly: readOnly, InitialMmapSize: initialMmap})
 		return err
 	})
 	switch {
