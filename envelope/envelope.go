@@ -234,11 +234,25 @@ func VerifyAll(os []*Opened, pubs []ed25519.PublicKey) []bool {
 	ok := make([]bool, len(os))
 	bv := voi.NewBatchVerifierWithCapacity(len(os))
 	idx := make([]int, 0, len(os))
+	// A batch holds many signatures of few keys (each service signs with
+	// its own): each key is decompressed once, not once per signature
+	// (a fifth of a batch's time). A key that does not decompress goes in
+	// as it is, and its signatures fail as they would alone.
+	expanded := map[string]*voi.ExpandedPublicKey{}
 	for i, o := range os {
 		if o == nil || len(pubs[i]) != ed25519.PublicKeySize {
 			continue
 		}
-		bv.AddWithOptions(voi.PublicKey(pubs[i]), signedMessage(o.Body), o.Signature, verifyOptions)
+		x, ok := expanded[string(pubs[i])]
+		if !ok {
+			x, _ = voi.NewExpandedPublicKey(voi.PublicKey(pubs[i]))
+			expanded[string(pubs[i])] = x
+		}
+		if x != nil {
+			bv.AddExpandedWithOptions(x, signedMessage(o.Body), o.Signature, verifyOptions)
+		} else {
+			bv.AddWithOptions(voi.PublicKey(pubs[i]), signedMessage(o.Body), o.Signature, verifyOptions)
+		}
 		idx = append(idx, i)
 	}
 	if len(idx) == 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/supplier-accountability/sal/envelope"
@@ -179,6 +180,20 @@ func FuzzOpen(f *testing.F) {
 // VerifyAll marks exactly those Verify accepts, whatever their position.
 func TestVerifyAllAgreesWithVerify(t *testing.T) {
 	s, other := signer(t), signer(t)
+	// 32 bytes that are no point of the curve: VerifyAll cannot expand
+	// them, and must fail their signatures as Verify does.
+	var notAPoint ed25519.PublicKey
+	for b := range 256 {
+		k := make(ed25519.PublicKey, ed25519.PublicKeySize)
+		k[0] = byte(b)
+		if _, err := voi.NewExpandedPublicKey(voi.PublicKey(k)); err != nil {
+			notAPoint = k
+			break
+		}
+	}
+	if notAPoint == nil {
+		t.Fatal("found no 32 bytes off the curve")
+	}
 	var os []*envelope.Opened
 	var pubs []ed25519.PublicKey
 	for i := range 40 {
@@ -198,6 +213,8 @@ func TestVerifyAllAgreesWithVerify(t *testing.T) {
 		case 5:
 			o.Body = append([]byte{}, o.Body...)
 			o.Body[len(o.Body)-1] ^= 1
+		case 4:
+			pub = notAPoint
 		case 6:
 			pub = other.PublicKey()
 		case 7:
@@ -218,8 +235,8 @@ func TestVerifyAllAgreesWithVerify(t *testing.T) {
 			good++
 		}
 	}
-	if good != 20 {
-		t.Fatalf("%d good signatures, want 20", good)
+	if good != 15 {
+		t.Fatalf("%d good signatures, want 15", good)
 	}
 	if all := envelope.VerifyAll(os[:1], pubs[:1]); !all[0] {
 		t.Fatal("a batch of one good signature does not verify")
