@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -41,7 +43,8 @@ type Options struct {
 	Ceiling   time.Duration // how long each ceiling is measured (default 3s; Ed25519 takes the best of three rounds)
 	Progress  io.Writer     // progress lines, or nil
 	// HeapProfile, if set, receives a heap profile (pprof) taken when the
-	// ingest is done: what is live then, and what the ingest allocated.
+	// live heap was at its highest in the run: what was held then, and what
+	// had been allocated up to then.
 	HeapProfile io.Writer
 	// PeriodicNATSSync ingests with JetStream\'s periodic fsync instead of
 	// an fsync per message (see system.Config.PeriodicNATSSync).
@@ -110,7 +113,11 @@ func (o *Options) defaults() {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.defaults()
 	dir := o.Dir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("bench: scratch directory: %w", err)
+		}
+	} else {
 		d, err := os.MkdirTemp("", "sal-bench-")
 		if err != nil {
 			return nil, err
@@ -119,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		dir = d
 	}
 	rep := &Report{Events: o.Events, Cores: runtime.GOMAXPROCS(0)}
-	mem := watchMemory(ctx)
+	mem := watchMemory(ctx, o.HeapProfile != nil)
 	say := func(f string, a ...any) { fmt.Fprintf(o.Progress, f+"\n", a...) }
 	// Each phase starts on a collected heap, so that one phase's garbage
 	// (the verifier replays every scorecard in memory) is not collected on
@@ -131,6 +138,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// the phase that started them: the system's (JetStream, the ledger's
 	// reader) are started by the ingest and keep its label after it.
 	phase := func(name string) {
+		mem.next(name)
 		pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("phase", name)))
 	}
 	defer pprof.SetGoroutineLabels(ctx)
@@ -165,7 +173,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	mem.phase("generate")
 	phase("ingest")
 	say("ingest: publishing through NATS JetStream into the ledger")
 	data := filepath.Join(dir, "data")
@@ -206,11 +213,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	took := time.Since(start)
-	if o.HeapProfile != nil {
-		if err := pprof.WriteHeapProfile(o.HeapProfile); err != nil {
-			return nil, fmt.Errorf("bench: heap profile: %w", err)
-		}
-	}
 	if q, _ := sys.Ledger.Quarantine(1, 1); len(q) > 0 {
 		return nil, fmt.Errorf("bench: an event was quarantined: %s", q[0].Reason)
 	}
@@ -228,7 +230,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	settle()
-	mem.phase("ingest")
 	phase("rebuild")
 	say("rebuild: dropping the scorecards and replaying them from the log, three times")
 	// One rebuild of 200,000 events takes under half a second, short
@@ -247,7 +248,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "rebuild projections from the log", Value: rb, Unit: "events/s", Note: fmt.Sprintf("median of 3 (%.0f-%.0f)", rates[0], rates[2])}.aim("≥ 500,000 events/s", rb >= 500_000))
 
 	settle()
-	mem.phase("rebuild")
 	phase("verify")
 	say("verify: full offline verification")
 	root := keys.Root.Public().(ed25519.PublicKey)
@@ -263,7 +263,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "verify: chain, signatures, tree, checkpoints, replayed digests", Value: vrate, Unit: "events/s", Ratio: vrate / edRate, Of: "ed25519 ceiling"}.aim("ratio ≥ 0.8", vrate/edRate >= 0.8))
 
 	settle()
-	mem.phase("verify")
 	phase("query")
 	say("queries: scorecard reads at %d/s for %s", o.QueryRate, o.QueryFor)
 	p50, p99, rps, err := queries(ctx, sys, SupplierIDs(o.Events), o.QueryRate, o.QueryFor)
@@ -274,17 +273,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.add(Figure{Name: "query: scorecard p99", Value: p99, Unit: "ms"}.aim("≤ 5 ms at 1,000/s offered", p99 <= 5 && o.QueryRate >= 1000))
 	rep.add(Figure{Name: "query: scorecard throughput", Value: rps, Unit: "requests/s", Ratio: rps / float64(o.QueryRate), Of: "offered rate"})
 
-	mem.phase("query")
+	mem.next("")
 	rep.add(Figure{Name: "peak RSS", Value: float64(peakRSS()) / (1 << 20), Unit: "MiB", Note: "includes bbolt's memory-mapped file"})
 	anon, heaps := mem.peaks()
 	rep.add(Figure{Name: "peak RSS without mapped files", Value: float64(anon) / (1 << 20), Unit: "MiB", Note: "RssAnon, sampled every 50 ms"})
-	var top uint64
-	var notes []string
+	var top, topLive uint64
+	var notes, liveNotes []string
 	for _, h := range heaps {
-		top = max(top, h.bytes)
+		top, topLive = max(top, h.bytes), max(topLive, h.live)
 		notes = append(notes, fmt.Sprintf("%s %.0f", h.name, float64(h.bytes)/(1<<20)))
+		liveNotes = append(liveNotes, fmt.Sprintf("%s %.0f", h.name, float64(h.live)/(1<<20)))
 	}
 	rep.add(Figure{Name: "peak Go heap in use", Value: float64(top) / (1 << 20), Unit: "MiB", Note: "by phase: " + strings.Join(notes, ", ")})
+	rep.add(Figure{Name: "peak Go heap live", Value: float64(topLive) / (1 << 20), Unit: "MiB", Note: "found live by a collection; by phase: " + strings.Join(liveNotes, ", ")})
+	if o.HeapProfile != nil {
+		at, err := mem.writeProfile(o.HeapProfile)
+		if err != nil {
+			return nil, fmt.Errorf("bench: heap profile: %w", err)
+		}
+		say("heap profile: taken at the highest live heap, in the %s phase", at)
+	}
 	ledgerBytes := fileSize(filepath.Join(data, "ledger.db"))
 	natsBytes := dirSize(filepath.Join(data, "nats"))
 	rep.add(Figure{Name: "disk: ledger per event", Value: float64(ledgerBytes) / float64(want), Unit: "bytes"})
@@ -624,32 +632,50 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// memory samples, every 50 ms, the Go heap in use and the process's
-// anonymous resident memory (its own, not the pages of files it maps),
-// and keeps their peaks, the heap's by phase.
+// memory samples, every 50 ms, the Go heap in use, the heap live at the
+// last collection (what the program holds, without the garbage the
+// collector lets pile up to twice that) and the process's anonymous
+// resident memory (its own, not the pages of files it maps), and keeps
+// their peaks, the heaps' by phase. With profile set, it takes a heap
+// profile whenever the live heap passes its peak by a twentieth, so the
+// last one taken shows what the program held at its most.
 type memory struct {
-	mu     sync.Mutex
-	heap   uint64 // peak in the current phase
-	anon   uint64 // peak over the run
-	phases []phaseHeap
+	mu      sync.Mutex
+	phase   string
+	heap    uint64 // peaks in the current phase
+	live    uint64
+	anon    uint64 // peak over the run
+	top     uint64 // the live heap of the last profile taken
+	profile bool
+	prof    bytes.Buffer
+	at      string // the phase the profile was taken in
+	phases  []phaseHeap
 }
 
 type phaseHeap struct {
 	name  string
-	bytes uint64
+	bytes uint64 // in use
+	live  uint64
 }
 
-func watchMemory(ctx context.Context) *memory {
-	m := &memory{}
+func watchMemory(ctx context.Context, profile bool) *memory {
+	m := &memory{profile: profile}
 	go func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		var ms runtime.MemStats
 		for {
 			runtime.ReadMemStats(&ms)
+			live := liveHeap()
 			anon := rssAnon()
 			m.mu.Lock()
-			m.heap, m.anon = max(m.heap, ms.HeapInuse), max(m.anon, anon)
+			m.heap, m.live, m.anon = max(m.heap, ms.HeapInuse), max(m.live, live), max(m.anon, anon)
+			if m.profile && live > m.top+m.top/20 {
+				m.prof.Reset()
+				if err := pprof.WriteHeapProfile(&m.prof); err == nil {
+					m.top, m.at = live, m.phase
+				}
+			}
 			m.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -661,20 +687,48 @@ func watchMemory(ctx context.Context) *memory {
 	return m
 }
 
-// phase ends the named phase: its heap peak is kept, the next starts anew.
-func (m *memory) phase(name string) {
+// next ends the current phase, keeping its peaks, and starts the next.
+func (m *memory) next(name string) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	live := liveHeap()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.phases = append(m.phases, phaseHeap{name, max(m.heap, ms.HeapInuse)})
-	m.heap = 0
+	if m.phase != "" {
+		m.phases = append(m.phases, phaseHeap{m.phase, max(m.heap, ms.HeapInuse), max(m.live, live)})
+	}
+	m.phase, m.heap, m.live = name, 0, 0
 }
 
 func (m *memory) peaks() (anon uint64, heaps []phaseHeap) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return max(m.anon, rssAnon()), append([]phaseHeap(nil), m.phases...)
+}
+
+// writeProfile writes the heap profile taken at the highest live heap,
+// and says in which phase it was taken.
+func (m *memory) writeProfile(w io.Writer) (phase string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.prof.Len() == 0 {
+		if err := pprof.WriteHeapProfile(&m.prof); err != nil {
+			return "", err
+		}
+		m.at = m.phase
+	}
+	_, err = w.Write(m.prof.Bytes())
+	return m.at, err
+}
+
+// liveHeap is the heap the last garbage collection found live.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // rssAnon reads the process's anonymous resident memory (Linux).

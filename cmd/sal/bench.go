@@ -26,7 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, its samples labelled by phase (read one phase with go tool pprof -tagfocus phase=ingest)")
-	heapProfile := fs.String("heapprofile", "", "write a heap profile to this file when the ingest is done (read it with go tool pprof)")
+	heapProfile := fs.String("heapprofile", "", "write a heap profile to this file, taken when the live heap was at its highest in the run (read it with go tool pprof)")
 	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -178,7 +178,7 @@ func verdict(met *bool) string {
 func memoryAgainstFirst(counts []int, reps []bench.Report) []memoryRow {
 	var rows []memoryRow
 	for i, rep := range reps {
-		for _, name := range []string{"peak RSS", "peak RSS without mapped files", "peak Go heap in use"} {
+		for _, name := range []string{"peak RSS", "peak RSS without mapped files", "peak Go heap in use", "peak Go heap live"} {
 			f, ok := rep.Get(name)
 			base, ok0 := reps[0].Get(name)
 			if !ok || !ok0 || base.Value == 0 {
