@@ -77,6 +77,7 @@ type batch struct {
 	pending  map[string]*cardUpdate     // published since the last flush
 	publish  bool                       // publish in this batch (see publish.go)
 	flush    bool                       // and write every pending card
+	inParts  bool                       // set by finish: too many to write in this transaction (flushInParts)
 	updates  map[string]*cardUpdate     // the cards published, set by finish
 	ledger   *Ledger
 	// converted are the cards this batch turned from whole into records:
@@ -164,6 +165,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	var updates map[string]*cardUpdate
 	var fresh *unindexed
 	var indexDue, merge bool // the indexes are due; written in this transaction
+	var inParts bool         // the cards are flushed after the batch, in parts
 	var headSeq, qHead uint64
 	now := l.now()
 	publish := caughtUp || now.Sub(l.lastPublish) >= publishEvery
@@ -191,8 +193,9 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 			return err
 		}
 		updates, headSeq, qHead = b.updates, b.head.seq, readQHead(tx)
+		flush, inParts = b.flush, b.inParts
 		waiting := len(l.unindexed.ids) + len(b.fresh.ids)
-		indexDue = flush && caughtUp || waiting >= l.indexing.at
+		indexDue = (flush || inParts) && caughtUp || waiting >= l.indexing.at
 		if merge = indexDue && waiting <= l.indexing.inBatch; merge {
 			return mergeIndexes(tx, headSeq, l.unindexed, b.fresh)
 		}
@@ -222,6 +225,11 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		return nil, err
 	}
 	l.setFailure(nil)
+	if inParts {
+		// Should a part fail, the cards stay pending, in memory and in
+		// the log, and the next flush writes them all again.
+		_ = l.flushInParts(headSeq, now)
+	}
 	if indexDue && !merge {
 		// Too many for the batch's transaction. Should it fail, the
 		// entries stay unindexed, in memory and in the log, and the next
@@ -432,6 +440,9 @@ func (b *batch) finish() error {
 		var err error
 		if b.updates, err = b.ledger.publishCards(b.pending, b.tx, b.converted, b.dirty, b.cards); err != nil {
 			return err
+		}
+		if b.flush && b.ledger.pending.size+updatesSize(b.updates) > b.ledger.partBytes() {
+			b.flush, b.inParts = false, true
 		}
 		if b.flush {
 			if err := writeCards(b.tx, b.head.seq, b.pending, b.updates); err != nil {

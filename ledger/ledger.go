@@ -96,6 +96,10 @@ type Ledger struct {
 	// rebuildStaged, if set, is called after each chunk is staged (tests).
 	rebuildChunk  int
 	rebuildStaged func()
+	// flushPart, if set, replaces the flushPart bound, and partWritten,
+	// if set, is called after each part of a flush commits (tests).
+	flushPart   int
+	partWritten func(last bool)
 	// pending are the published cards changed since they were last
 	// written to the file (see projection.go).
 	pending pendingCards
