@@ -130,6 +130,7 @@ type verifier struct {
 	owner     []uint16
 	changed   [][]cardHash
 	cpHash    [][32]byte // by checkpoint, the hash of its last entry
+	format    int        // the cards format of the last checkpoint reached
 	suppliers int        // counted by laterPasses
 }
 
@@ -454,10 +455,11 @@ func (v *verifier) after(p pending) error {
 		if string(root) != string(c.Root[:]) {
 			return &Failure{Seq: c.Size, Reason: fmt.Sprintf("Merkle root of the first %d entries does not match the signed checkpoint", c.Size)}
 		}
+		v.format = v.rehashOn(v.format, c.CardsFormat)
 		if v.groups > 1 {
-			v.changed[v.nextCP] = append(v.changed[v.nextCP], v.hashChanged()...)
+			v.changed[v.nextCP] = append(v.changed[v.nextCP], v.hashChanged(c.CardsFormat)...)
 			v.cpHash = append(v.cpHash, p.e.Hash)
-		} else if d := v.cardsDigest(); d != c.CardsDigest {
+		} else if d := v.cardsDigest(c.CardsFormat); d != c.CardsDigest {
 			return digestFailure(c.Size)
 		}
 		v.roots[c.Size] = root
@@ -471,18 +473,32 @@ func digestFailure(size uint64) *Failure {
 	return &Failure{Seq: size, Reason: fmt.Sprintf("replayed scorecards do not match the digest checkpoint %d committed to", size)}
 }
 
+// rehashOn marks every card changed when a checkpoint's cards format is
+// not the one the cards were last hashed in (a ledger written by an older
+// sal and carried on by a newer one), and returns the format now in use.
+func (v *verifier) rehashOn(was, format int) int {
+	if was != 0 && was != format {
+		for id := range v.cards {
+			v.dirty[id] = true
+		}
+	}
+	return format
+}
+
 // cardsDigest re-hashes the cards changed since the last checkpoint and
-// returns the digest over all.
-func (v *verifier) cardsDigest() [32]byte {
-	for _, c := range v.hashChanged() {
+// returns the digest over all, the cards hashed in the given format
+// (ledger.Checkpoint.CardsFormat).
+func (v *verifier) cardsDigest(format int) [32]byte {
+	for _, c := range v.hashChanged(format) {
 		v.hashes[c.id] = c.sum
 	}
 	return ledger.CardsDigest(v.hashes)
 }
 
-// hashChanged hashes the cards changed since the last checkpoint, on
-// every core (cards are independent), and marks them unchanged.
-func (v *verifier) hashChanged() []cardHash {
+// hashChanged hashes the cards changed since the last checkpoint in the
+// given format, on every core (cards are independent), and marks them
+// unchanged.
+func (v *verifier) hashChanged(format int) []cardHash {
 	ids := make([]string, 0, len(v.dirty))
 	for id := range v.dirty {
 		ids = append(ids, id)
@@ -495,8 +511,13 @@ func (v *verifier) hashChanged() []cardHash {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(ids); i += v.workers {
-				if b, err := scorecard.Encode(v.cards[ids[i]]); err == nil { // cannot fail for a card built by Apply
-					sums[i] = sha256.Sum256(b)
+				// Neither can fail for a card built by Apply.
+				if format == 1 {
+					if b, err := scorecard.Encode(v.cards[ids[i]]); err == nil {
+						sums[i] = sha256.Sum256(b)
+					}
+				} else {
+					sums[i], _ = scorecard.Hash(v.cards[ids[i]])
 				}
 			}
 		}()
@@ -521,7 +542,7 @@ func (v *verifier) laterPasses(ctx context.Context, src Source, size uint64) (*F
 	for group := 1; group < v.groups; group++ {
 		clear(v.cards)
 		clear(v.dirty)
-		prev, next, cp := [32]byte{}, uint64(1), 0
+		prev, next, cp, format := [32]byte{}, uint64(1), 0, 0
 		err := src.Scan(ctx, func(e ledger.Entry) error {
 			if e.Seq > size {
 				return errStop
@@ -542,7 +563,8 @@ func (v *verifier) laterPasses(ctx context.Context, src Source, size uint64) (*F
 				if e.Hash != v.cpHash[cp] {
 					return changedFailure(e.Seq)
 				}
-				v.changed[cp] = append(v.changed[cp], v.hashChanged()...)
+				format = v.rehashOn(format, v.cps[cp].cp.CardsFormat)
+				v.changed[cp] = append(v.changed[cp], v.hashChanged(format)...)
 				cp++
 			}
 			return nil
@@ -609,13 +631,22 @@ func Replay(ctx context.Context, src Source, size uint64) (map[string][]byte, er
 	return out, nil
 }
 
-// Digest is the checkpoints' scorecards digest of replayed cards.
-func Digest(cards map[string][]byte) [32]byte {
+// Digest is the checkpoints' scorecards digest of replayed cards, each
+// hashed in the given format (ledger.Checkpoint.CardsFormat).
+func Digest(cards map[string][]byte, format int) ([32]byte, error) {
 	m := make(map[string][32]byte, len(cards))
 	for id, b := range cards {
-		m[id] = sha256.Sum256(b)
+		if format == 1 {
+			m[id] = sha256.Sum256(b)
+			continue
+		}
+		h, err := scorecard.HashJSON(b)
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("audit: scorecard of %s: %w", id, err)
+		}
+		m[id] = h
 	}
-	return ledger.CardsDigest(m)
+	return ledger.CardsDigest(m), nil
 }
 
 // SortedIDs lists the suppliers of a replay in order.

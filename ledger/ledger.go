@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -40,11 +41,14 @@ var (
 	bucketQEventIDs  = []byte("q_event_ids")
 	bucketRegistry   = []byte("registry")
 
-	keyFormat    = []byte("format")
-	keyRootKeyID = []byte("root_key_id")
-	keyHead      = []byte("head")
-	keyQHead     = []byte("qhead")
-	keyStreamSeq = []byte("stream_seq")
+	keyFormat = []byte("format")
+	// keyCardsFormat is the CardsFormat of the stored card digests; a
+	// file without it was written by a sal that hashed cards as format 1.
+	keyCardsFormat = []byte("cards_format")
+	keyRootKeyID   = []byte("root_key_id")
+	keyHead        = []byte("head")
+	keyQHead       = []byte("qhead")
+	keyStreamSeq   = []byte("stream_seq")
 )
 
 // Errors callers branch on.
@@ -203,6 +207,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	l.indexing = indexing{at: idMergeAt, inBatch: mergeInBatch, part: indexPart}
 	l.dirty = map[string]*scorecard.Card{}
 	reg := keys.NewRegistry(root)
+	var cardsFormat []byte
 	setup := db.Update
 	if opts.ReadOnly {
 		setup = db.View
@@ -252,6 +257,7 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			if err := loadRegistry(tx, reg); err != nil {
 				return err
 			}
+			cardsFormat = bytes.Clone(meta.Get(keyCardsFormat))
 			un, err := loadUnindexed(tx)
 			l.unindexed = un
 			return err
@@ -266,6 +272,16 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 	}
 	l.reg = reg
 	l.regSnap.Store(reg)
+	if !opts.ReadOnly && string(cardsFormat) != fmt.Sprint(CardsFormat) {
+		// Written by a sal that hashed the cards the older way: its
+		// checkpoints stay as they are (Verify checks them the way they
+		// were made), and the cards are projected again from the log,
+		// with the digests the checkpoints from now on commit to.
+		if err := l.RebuildProjections(context.Background()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger: open %s: hash the scorecards as format %d: %w", path, CardsFormat, err)
+		}
+	}
 	if err := l.catchUp(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -312,6 +328,9 @@ func initTx(tx *bolt.Tx, rootID string) error {
 	}
 	meta := tx.Bucket(bucketMeta)
 	if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+		return err
+	}
+	if err := meta.Put(keyCardsFormat, []byte(fmt.Sprint(CardsFormat))); err != nil {
 		return err
 	}
 	return meta.Put(keyRootKeyID, []byte(rootID))

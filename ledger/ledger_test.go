@@ -702,7 +702,7 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.l = nil
-	storeWhole(t, f.path, live, 0)
+	storeWhole(t, f.path, live, 0, true)
 	before, err := os.ReadFile(f.path)
 	if err != nil {
 		t.Fatal(err)
@@ -736,7 +736,7 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 			t.Fatal(err)
 		}
 		// What checkpoints commit to: the card as it is served.
-		if d, err := f.l.CardDigest(id); err != nil || d != sha256.Sum256(after[id]) {
+		if d, err := f.l.CardDigest(id); err != nil || d != hashJSON(t, after[id]) {
 			t.Fatalf("%s: digest of the card turned into records is not that of its JSON (%v)", id, err)
 		}
 	}
@@ -769,10 +769,12 @@ func TestCardsStoredWholeByAnOlderSal(t *testing.T) {
 	})
 }
 
-// storeWhole rewrites a closed ledger file's scorecards as an older sal
-// stored them: one JSON value per card, no card_records bucket; with
-// cardsSeq > 0, the cards reflect the log up to there.
-func storeWhole(t *testing.T, path string, cards map[string][]byte, cardsSeq uint64) {
+// storeWhole rewrites a closed ledger file's scorecards whole: one JSON
+// value per card, no card_records bucket, as a rebuild leaves them or, with
+// older, as an older sal stored them (its card digests the SHA-256 of the
+// JSON, no cards_format); with cardsSeq > 0, the cards reflect the log up
+// to there.
+func storeWhole(t *testing.T, path string, cards map[string][]byte, cardsSeq uint64, older bool) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -792,8 +794,18 @@ func storeWhole(t *testing.T, path string, cards map[string][]byte, cardsSeq uin
 		if err != nil {
 			return err
 		}
+		if older {
+			if err := tx.Bucket([]byte("meta")).Delete([]byte("cards_format")); err != nil {
+				return err
+			}
+		}
 		for id, b := range cards {
 			d := sha256.Sum256(b)
+			if !older {
+				if d, err = scorecard.HashJSON(b); err != nil {
+					return err
+				}
+			}
 			if err := whole.Put([]byte(id), b); err != nil {
 				return err
 			}
@@ -837,13 +849,13 @@ func TestWholeCardsCaughtUpAfterACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.l = nil
-	storeWhole(t, f.path, map[string][]byte{"acme": lagging}, seq)
+	storeWhole(t, f.path, map[string][]byte{"acme": lagging}, seq, false)
 	f.reopen(t)
 	got, err := f.l.Scorecard("acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, err := f.l.CardDigest("acme"); err != nil || d != sha256.Sum256(got) {
+	if d, err := f.l.CardDigest("acme"); err != nil || d != hashJSON(t, got) {
 		t.Fatalf("digest of the caught-up card is not that of its JSON (%v)", err)
 	}
 	if err := f.l.RebuildProjections(context.Background()); err != nil {
@@ -852,4 +864,14 @@ func TestWholeCardsCaughtUpAfterACrash(t *testing.T) {
 	if want, _ := f.l.Scorecard("acme"); !bytes.Equal(got, want) {
 		t.Fatalf("caught-up card differs from a rebuild\n got %s\nwant %s", got, want)
 	}
+}
+
+// hashJSON is the hash of a served card, as checkpoints commit to it.
+func hashJSON(t *testing.T, card []byte) [32]byte {
+	t.Helper()
+	h, err := scorecard.HashJSON(card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

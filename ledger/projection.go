@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,8 +78,9 @@ var (
 // id and a zero byte, so a supplier's keys are together, then a tag: a
 // section's kind (its records, by id), or one of these.
 const (
-	frameTag  = 'f' // the frame
-	holderTag = 'a' // by assessment id: the commitment that holds it
+	frameTag   = 'f' // the frame
+	holderTag  = 'a' // by assessment id: the commitment that holds it
+	sectionTag = 'h' // by kind: the section's hash and its records' leaves (scorecard.Hash)
 )
 
 func cardKey(supplierID string, tag byte, id string) []byte {
@@ -116,12 +116,15 @@ type cardUpdate struct {
 	frame   []byte
 	records map[string]scorecard.Stored
 	held    map[string]string
-	digest  [32]byte
-	size    int // bytes held, roughly
+	// sections holds, for each section the update changed, its hash and
+	// every record's leaf: what the next update hashes the card from.
+	sections map[scorecard.Kind][]byte
+	digest   [32]byte
+	size     int // bytes held, roughly
 }
 
 func newUpdate(w scorecard.Writes) *cardUpdate {
-	u := &cardUpdate{frame: w.Frame, records: make(map[string]scorecard.Stored, len(w.Records)), held: make(map[string]string, len(w.Held)), size: len(w.Frame)}
+	u := &cardUpdate{frame: w.Frame, records: make(map[string]scorecard.Stored, len(w.Records)), held: make(map[string]string, len(w.Held)), sections: map[scorecard.Kind][]byte{}, size: len(w.Frame)}
 	for _, r := range w.Records {
 		u.records[string(r.Kind)+r.ID] = r.Stored
 		u.size += len(r.ID) + len(r.JSON) + 48
@@ -150,6 +153,10 @@ func (u *cardUpdate) merge(v *cardUpdate) {
 			u.size += len(a) + len(cm) + 32
 		}
 		u.held[a] = cm
+	}
+	for k, st := range v.sections {
+		u.size += len(st) - len(u.sections[k])
+		u.sections[k] = st
 	}
 }
 
@@ -200,6 +207,85 @@ func (v cardView) get(tag byte, id string) []byte {
 	return nil
 }
 
+// section is a section's stored state: its hash and its records' leaves,
+// the newest layer's first; nil if there is none.
+func (v cardView) section(k scorecard.Kind) []byte {
+	for _, u := range v.layers {
+		if st, ok := u.sections[k]; ok {
+			return st
+		}
+	}
+	return v.get(sectionTag, string([]byte{byte(k)}))
+}
+
+// hash is the hash (scorecard.Hash) of the card u makes of v (u is v's
+// newest layer), from the leaves of the records u holds and the state
+// stored of every section, which it brings up to date in u. A section
+// whose stored leaves do not cover its records (a card last stored by a
+// sal that kept none) is hashed from all its records instead, and its
+// state is kept from then on.
+func (v cardView) hash(u *cardUpdate, f scorecard.Frame) ([32]byte, error) {
+	var changed [5]map[int][]byte
+	for key, r := range u.records {
+		s := sectionIndex(scorecard.Kind(key[0]))
+		if s < 0 {
+			return [32]byte{}, fmt.Errorf("%w: supplier %s: record of kind %q", ErrBadEntry, v.id, key[0])
+		}
+		if changed[s] == nil {
+			changed[s] = map[int][]byte{}
+		}
+		changed[s][r.Pos] = r.JSON
+	}
+	var sums [5][32]byte
+	for s, k := range scorecard.Sections() {
+		n := f.Counts[s]
+		older := v.section(k)
+		if len(changed[s]) == 0 && len(older) == 32+32*n {
+			copy(sums[s][:], older)
+			continue
+		}
+		var stored []byte
+		if len(older) >= 32 {
+			stored = older[32:]
+		}
+		leaves, err := scorecard.UpdateLeaves(stored, n, changed[s])
+		if errors.Is(err, scorecard.ErrNoLeaves) {
+			leaves, err = v.allLeaves(k, n)
+		}
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("supplier %s: %w", v.id, err)
+		}
+		if sums[s], err = scorecard.SectionHash(leaves); err != nil {
+			return [32]byte{}, err
+		}
+		st := make([]byte, 0, 32+len(leaves))
+		st = append(append(st, sums[s][:]...), leaves...)
+		u.size += len(st) - len(u.sections[k])
+		u.sections[k] = st
+	}
+	return scorecard.HashFrame(f, sums)
+}
+
+// allLeaves is the leaves of every record of a section of n records.
+func (v cardView) allLeaves(k scorecard.Kind, n int) ([]byte, error) {
+	leaves := make([]byte, 0, 32*n)
+	err := v.each(k, n, func(b []byte) error {
+		leaf := scorecard.Leaf(b)
+		leaves = append(leaves, leaf[:]...)
+		return nil
+	})
+	return leaves, err
+}
+
+func sectionIndex(k scorecard.Kind) int {
+	for s, x := range scorecard.Sections() {
+		if x == k {
+			return s
+		}
+	}
+	return -1
+}
+
 // frame is the card's frame, ok false if the supplier has no card.
 func (v cardView) frame() (f scorecard.Frame, ok bool, err error) {
 	var b []byte
@@ -247,7 +333,10 @@ func (v cardView) toRecords() error {
 		return err
 	}
 	u := newUpdate(w)
-	u.digest = sha256.Sum256(v.whole)
+	// The update holds every record: nothing stored is read.
+	if u.digest, err = (cardView{id: v.id, layers: []*cardUpdate{u}}).hash(u, w.Meta); err != nil {
+		return err
+	}
 	return topCardBuckets(v.tx).put(map[string]*cardUpdate{v.id: u})
 }
 
@@ -336,17 +425,6 @@ func (v cardView) assemble(w io.Writer) (ok bool, err error) {
 		return false, err
 	}
 	return true, scorecard.Assemble(w, f, v.each)
-}
-
-// digest is the SHA-256 of the card's JSON.
-func (v cardView) digest() ([32]byte, error) {
-	h := sha256.New()
-	if _, err := v.assemble(h); err != nil {
-		return [32]byte{}, err
-	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d, nil
 }
 
 // pendingCards are the cards' changes published since the last flush.
@@ -455,6 +533,9 @@ func (cb cardBuckets) put(sets ...map[string]*cardUpdate) error {
 			}
 			for a, cm := range u.held {
 				records = append(records, kv{cardKey(id, holderTag, a), []byte(cm)})
+			}
+			for k, st := range u.sections {
+				records = append(records, kv{cardKey(id, sectionTag, string([]byte{byte(k)})), st})
 			}
 		}
 	}
@@ -606,7 +687,7 @@ func (l *Ledger) publishCards(older map[string]*cardUpdate, tx *bolt.Tx, inTx ma
 		// An update holds every record of a card that was whole (see
 		// cardView), so the whole value, if still stored, is not it.
 		v.layers, v.whole = append([]*cardUpdate{u}, v.layers...), nil
-		u.digest, err = v.digest()
+		u.digest, err = v.hash(u, wr.Meta)
 		return u, err
 	}
 	for _, id := range local {

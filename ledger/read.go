@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,6 +282,9 @@ func (l *Ledger) RebuildProjections(ctx context.Context) error {
 		if err := tx.DeleteBucket(bucketRebuild); err != nil {
 			return fmt.Errorf("ledger: rebuild: drop staging: %w", err)
 		}
+		if err := tx.Bucket(bucketMeta).Put(keyCardsFormat, []byte(fmt.Sprint(CardsFormat))); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyCardsSeq, u64(head))
 	}, func() { l.pending.reset(now) })
 	if err != nil {
@@ -484,7 +486,11 @@ func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cardUpdate{whole: b, digest: sha256.Sum256(b), size: len(b)}, nil
+	d, err := scorecard.Hash(c)
+	if err != nil {
+		return nil, err
+	}
+	return &cardUpdate{whole: b, digest: d, size: len(b)}, nil
 }
 
 var bucketSupplierEvents = []byte("supplier_events")

@@ -77,7 +77,9 @@ func addLeaf(tx *bolt.Tx, seq uint64, env []byte) error {
 
 // CardsDigest is what a checkpoint commits to about the scorecards: the
 // SHA-256 over, for every supplier in id order, the id, a zero byte and the
-// SHA-256 of its stored scorecard bytes.
+// hash of its scorecard: scorecard.Hash in checkpoints of CardsFormat 2,
+// the SHA-256 of its JSON in those of format 1 (written by sal before
+// format 2; still verified).
 func CardsDigest(cardHashes map[string][32]byte) [32]byte {
 	ids := make([]string, 0, len(cardHashes))
 	for id := range cardHashes {
@@ -104,13 +106,29 @@ type Checkpoint struct {
 	Size        uint64
 	Root        tlog.Hash
 	CardsDigest [32]byte
+	// CardsFormat is how the cards under CardsDigest are hashed: 2
+	// (scorecard.Hash; what this ledger signs, and the zero value's
+	// meaning) or 1 (the SHA-256 of a card's JSON).
+	CardsFormat int
 }
 
-const cardsExt = "sal-scorecards sha256:"
+// CardsFormat is the format of the card hashes this ledger keeps and its
+// checkpoints commit to (see Checkpoint.CardsFormat).
+const CardsFormat = 2
+
+// The extension line of each CardsFormat.
+const (
+	cardsExtV1 = "sal-scorecards sha256:"
+	cardsExtV2 = "sal-scorecards-v2 sha256:"
+)
 
 // Text is the checkpoint body, ready to sign as a note.
 func (c Checkpoint) Text() string {
-	return fmt.Sprintf("%s\n%d\n%s\n%s%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]), cardsExt, hex.EncodeToString(c.CardsDigest[:]))
+	ext := cardsExtV2
+	if c.CardsFormat == 1 {
+		ext = cardsExtV1
+	}
+	return fmt.Sprintf("%s\n%d\n%s\n%s%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]), ext, hex.EncodeToString(c.CardsDigest[:]))
 }
 
 // ParseCheckpoint reads a checkpoint body (the text of a verified note).
@@ -132,7 +150,13 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	}
 	copy(c.Root[:], root)
 	for _, l := range lines[3:] {
-		if rest, ok := strings.CutPrefix(l, cardsExt); ok {
+		rest, ok := strings.CutPrefix(l, cardsExtV2)
+		c.CardsFormat = 2
+		if !ok {
+			rest, ok = strings.CutPrefix(l, cardsExtV1)
+			c.CardsFormat = 1
+		}
+		if ok {
 			d, err := hex.DecodeString(rest)
 			if err != nil || len(d) != 32 {
 				return c, fmt.Errorf("ledger: checkpoint scorecards digest %q malformed", rest)
@@ -173,7 +197,7 @@ func signCheckpoint(tx *bolt.Tx, cp *Checkpointer, size uint64, cardsDigest [32]
 	if err != nil {
 		return fmt.Errorf("checkpoint at %d: %w", size, err)
 	}
-	c := Checkpoint{Origin: cp.Origin, Size: size, Root: root, CardsDigest: cardsDigest}
+	c := Checkpoint{Origin: cp.Origin, Size: size, Root: root, CardsDigest: cardsDigest, CardsFormat: CardsFormat}
 	signed, err := note.Sign(&note.Note{Text: c.Text()}, cp.Signer)
 	if err != nil {
 		return fmt.Errorf("sign checkpoint at %d: %w", size, err)

@@ -239,6 +239,7 @@ type Holding struct{ AssessmentID, CommitmentID string }
 // records it holds (read or added), and the assessments it added.
 type Writes struct {
 	Frame   []byte
+	Meta    Frame // the frame, not encoded
 	Records []Record
 	Held    []Holding
 }
@@ -300,6 +301,7 @@ func (c *Card) Writes() (Writes, error) {
 	if err != nil {
 		return Writes{}, err
 	}
+	w.Meta = f
 	if w.Frame, err = json.Marshal(f); err != nil {
 		return Writes{}, fmt.Errorf("scorecard: encode %s: %w", c.SupplierID, err)
 	}

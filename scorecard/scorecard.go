@@ -56,6 +56,9 @@ type Card struct {
 	// Apply drops the entries of the records an event changes (at most a
 	// commitment and one other).
 	encoded map[any][]byte
+	// leaves keeps each record's leaf hash from the last Hash, dropped
+	// with its encoding.
+	leaves map[any][32]byte
 	// idx finds the card's records by id for Apply; nil until Apply first
 	// runs on the card (see index).
 	idx *index
@@ -395,8 +398,14 @@ func Apply(c *Card, seq uint64, ev *pb.Event, payload proto.Message) {
 	if cm := c.commitment(c.subject(payload)); cm != nil {
 		cm.LatestAssessment = latest(cm)
 		cm.Status = c.status(cm)
-		delete(c.encoded, cm)
+		c.changed(cm)
 	}
+}
+
+// changed drops what Encode and Hash kept of a record an event changed.
+func (c *Card) changed(record any) {
+	delete(c.encoded, record)
+	delete(c.leaves, record)
 }
 
 // subject is the id of the commitment an event is about, or "".
@@ -471,7 +480,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 			return "commitment " + p.CommitmentId + " already withdrawn"
 		}
 		cm.Withdrawal = &Withdrawal{On: p.WithdrawnOn, By: p.WithdrawnBy, Reason: p.Reason, Event: ev.EventId}
-		delete(c.encoded, cm)
+		c.changed(cm)
 	case *pb.AssessmentRecorded:
 		cm := c.commitment(p.CommitmentId)
 		if cm == nil {
@@ -488,7 +497,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 		}
 		cm.Assessments = append(cm.Assessments, a)
 		ix.addAssessment(a, cm)
-		delete(c.encoded, cm)
+		c.changed(cm)
 	case *pb.BreachRaised:
 		if c.commitment(p.CommitmentId) == nil {
 			return "breach of unknown commitment " + p.CommitmentId
@@ -518,7 +527,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 		ix.open[b.CommitmentID]-- // no longer open against its commitment
 		cit := citation(p.Rule)
 		b.ClosedOn, b.ClosedBy = p.ClosedOn, &cit
-		delete(c.encoded, b)
+		c.changed(b)
 	case *pb.EscalationIssued:
 		b := c.breach(p.BreachId)
 		if b == nil {
@@ -530,7 +539,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 		if int(p.Level) > b.EscalationLevel {
 			b.EscalationLevel = int(p.Level)
 		}
-		delete(c.encoded, b)
+		c.changed(b)
 	case *pb.RemediationPlanAgreed:
 		if c.breach(p.BreachId) == nil {
 			return "plan for unknown breach " + p.BreachId
@@ -577,7 +586,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 			a.Void = true
 		}
 		d.Reason, d.ResolvedBy, d.ResolvedOn, d.ResolveEvent = p.Reason, p.ResolvedBy, p.ResolvedOn, ev.EventId
-		delete(c.encoded, d)
+		c.changed(d)
 	case *pb.DisinvestmentReviewOpened:
 		if c.review(p.ReviewId) != nil {
 			return "review " + p.ReviewId + " already opened (a replay under a new event id?)"
@@ -597,7 +606,7 @@ func apply(c *Card, ix *index, seq uint64, ev *pb.Event, payload proto.Message) 
 			return "review " + p.ReviewId + " already closed"
 		}
 		r.Status, r.Reason, r.ClosedBy, r.ClosedOn = "closed", p.Reason, p.ClosedBy, p.ClosedOn
-		delete(c.encoded, r)
+		c.changed(r)
 	default:
 		return fmt.Sprintf("event type %s does not belong on a scorecard", ev.Type)
 	}

@@ -217,7 +217,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	digest := audit.Digest(cards)
+	digest, err := audit.Digest(cards, ledger.CardsFormat)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "replayed %d entries into %d scorecards; digest sha256:%x\n", size, len(cards), digest)
 	head, _, _ := d.l.Head()
 	if size == head {
@@ -233,6 +236,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		c, err := ledger.ParseCheckpoint(ledger.CheckpointBody(signed))
 		if err != nil {
 			return err
+		}
+		if c.CardsFormat != ledger.CardsFormat {
+			// Signed by an older sal: its cards hashed the older way.
+			if digest, err = audit.Digest(cards, c.CardsFormat); err != nil {
+				return err
+			}
 		}
 		if c.CardsDigest != digest {
 			return fmt.Errorf("replay does not match the scorecards digest checkpoint %d committed to", size)
