@@ -23,6 +23,10 @@
 //	                             cover; later entries are indexed in memory,
 //	                             written in bulk (ids.go) and read back from
 //	                             the log at Open
+//	            "cards_format" -> "2": card_digests hold scorecard.Hash
+//	                             (a file without it was written by a sal
+//	                             that hashed the JSON; its cards are
+//	                             projected again at the first writable Open)
 //	events      seq           -> entry (below)
 //	event_ids   event id      -> seq
 //	quarantine  qseq          -> JSON QuarantineRecord
@@ -42,7 +46,11 @@
 //	                             breaches open against it (4-byte big-endian)
 //	            id 0x00 'a' assessment-id -> the id of the commitment
 //	                             holding that assessment
-//	card_digests supplier id  -> SHA-256 of its scorecard's JSON (for checkpoints)
+//	            id 0x00 'h' kind -> the section's hash(32) || the leaf
+//	                             hash(32) of each of its records, in order
+//	                             (scorecard.Hash): publishing a card hashes
+//	                             only the records an event changed
+//	card_digests supplier id  -> scorecard.Hash of its scorecard (for checkpoints)
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
 //	rebuild     (only while RebuildProjections runs) nested buckets
@@ -68,8 +76,11 @@
 //
 // The Merkle leaf of an entry is 0x01 (leaf format version) || envelope;
 // its hash is SHA-256(0x00 || leaf). A checkpoint is a C2SP signed note:
-// origin, tree size, base64 root, and "sal-scorecards sha256:<hex>", the
-// digest over every supplier's id and scorecard hash (CardsDigest).
+// origin, tree size, base64 root, and "sal-scorecards-v2 sha256:<hex>", the
+// digest over every supplier's id and scorecard hash (CardsDigest). A sal
+// before cards format 2 wrote "sal-scorecards sha256:<hex>" over each
+// card's SHA-256; those checkpoints stay in the file and verify as they
+// were made.
 //
 // An entry value is
 //
