@@ -195,6 +195,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	written := procIO("wchar")
 	start := time.Now()
 	if err := publishFile(ctx, sys.JetStream(), eventsFile); err != nil {
 		return nil, err
@@ -227,6 +228,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if sizes, err := sys.Ledger.CheckpointSizes(); err == nil {
 		rep.add(Figure{Name: "ingest: checkpoints signed (publications)", Value: float64(len(sizes)), Unit: "checkpoints", Note: "one when the reader catches up, else at most every 250 ms"})
+	}
+	if w := procIO("wchar"); w > written {
+		rep.add(Figure{Name: "ingest: bytes written per event", Value: float64(w-written) / float64(o.Events), Unit: "bytes", Note: "every write of the process (the ledger's pages, JetStream's store), /proc/self/io wchar"})
 	}
 
 	settle()
@@ -597,6 +601,23 @@ func queries(ctx context.Context, sys *system.System, suppliers []string, rate i
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(len(lat)) / elapsed.Seconds(), nil
+}
+
+// procIO reads a counter of the process's /proc/self/io (Linux); 0 where
+// there is none.
+func procIO(field string) uint64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			var n uint64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &n)
+			return n
+		}
+	}
+	return 0
 }
 
 // procStatus reads a field of the process's /proc/self/status given in

@@ -413,6 +413,14 @@ func FuzzDecodeCard(f *testing.F) {
 		if !bytes.Equal(e, g) {
 			t.Fatalf("Encode wrote\n %s\njson.Marshal wrote\n %s", e, g)
 		}
+		// The hash of the card and the hash of its JSON agree.
+		h, err := scorecard.Hash(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hj, err := scorecard.HashJSON(e); err != nil || hj != h {
+			t.Fatalf("Hash %x, HashJSON of its encoding %x (%v)", h, hj, err)
+		}
 	})
 }
 
