@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,9 @@ type Options struct {
 	ReadOnly bool
 	// Observer, when set, is told about every committed batch.
 	Observer Observer
+	// Logger receives what Open does beyond opening: bringing an older
+	// sal's file up to date. Default: discard.
+	Logger *slog.Logger
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -277,9 +281,15 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		// checkpoints stay as they are (Verify checks them the way they
 		// were made), and the cards are projected again from the log,
 		// with the digests the checkpoints from now on commit to.
+		start := time.Now()
 		if err := l.RebuildProjections(context.Background()); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("ledger: open %s: hash the scorecards as format %d: %w", path, CardsFormat, err)
+		}
+		if opts.Logger != nil {
+			head, _, _ := l.Head()
+			opts.Logger.Info("scorecards projected again from the log, hashed as cards format 2; earlier checkpoints keep format 1 and verify as made",
+				"path", path, "entries", head, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 	if err := l.catchUp(opts.ReadOnly); err != nil {

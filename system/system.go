@@ -248,6 +248,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Now:         cfg.Now,
 		Checkpoints: checkpoints,
 		Observer:    s.Metrics,
+		Logger:      cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

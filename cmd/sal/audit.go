@@ -237,16 +237,18 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
+		older := ""
 		if c.CardsFormat != ledger.CardsFormat {
 			// Signed by an older sal: its cards hashed the older way.
 			if digest, err = audit.Digest(cards, c.CardsFormat); err != nil {
 				return err
 			}
+			older = fmt.Sprintf(" (cards format %d, as an older sal signed it: digest sha256:%x)", c.CardsFormat, digest)
 		}
 		if c.CardsDigest != digest {
-			return fmt.Errorf("replay does not match the scorecards digest checkpoint %d committed to", size)
+			return fmt.Errorf("replay does not match the scorecards digest checkpoint %d committed to%s", size, older)
 		}
-		fmt.Fprintf(stderr, "matches the scorecards digest of the signed checkpoint at size %d\n", size)
+		fmt.Fprintf(stderr, "matches the scorecards digest of the signed checkpoint at size %d%s\n", size, older)
 	}
 	return nil
 }
