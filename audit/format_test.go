@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/ledger/ledgertest"
 )
 
 // TestCheckpointsOfAnOlderSalStillVerify: a ledger written by a sal that
@@ -86,7 +85,7 @@ func TestCheckpointsOfAnOlderSalStillVerify(t *testing.T) {
 	}
 
 	wrong := filepath.Join(dir, "wrong.db")
-	copyFile(t, path, wrong)
+	ledgertest.CopyFile(t, path, wrong)
 	first := resign(t, wrong, signer, false, func(c *ledger.Checkpoint) { c.CardsDigest[0] ^= 1 })
 	for _, rep := range verifyFile(wrong) {
 		if rep.OK() || rep.Failure.Seq != first {
@@ -249,23 +248,4 @@ func resign(t *testing.T, path string, signer note.Signer, every bool, change fu
 		t.Fatal("no checkpoint to change")
 	}
 	return first
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
 }

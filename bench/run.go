@@ -605,8 +605,15 @@ func queries(ctx context.Context, sys *system.System, suppliers []string, rate i
 
 // procIO reads a counter of the process's /proc/self/io (Linux); 0 where
 // there is none.
-func procIO(field string) uint64 {
-	b, err := os.ReadFile("/proc/self/io")
+func procIO(field string) uint64 { return procField("/proc/self/io", field) }
+
+// procStatus reads a field of the process's /proc/self/status given in
+// kB (Linux), in bytes; 0 where there is none.
+func procStatus(field string) uint64 { return procField("/proc/self/status", field) << 10 }
+
+// procField reads the number after "field:" in a /proc file.
+func procField(path, field string) uint64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -615,23 +622,6 @@ func procIO(field string) uint64 {
 			var n uint64
 			fmt.Sscanf(strings.TrimSpace(rest), "%d", &n)
 			return n
-		}
-	}
-	return 0
-}
-
-// procStatus reads a field of the process's /proc/self/status given in
-// kB (Linux), in bytes; 0 where there is none.
-func procStatus(field string) uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			var kb uint64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb << 10
 		}
 	}
 	return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/supplier-accountability/sal/bench"
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/ledger/ledgertest"
 )
 
 // storedIDs reads, without the ledger, the event-id index and the log
@@ -98,9 +99,9 @@ func eventIDsIndexed(t *testing.T, at, inBatch, part int, cutShort bool) {
 	}
 
 	crashed := filepath.Join(dir, "crashed.db")
-	copyFile(t, path, crashed)
+	ledgertest.CopyFile(t, path, crashed)
 	readOnly := filepath.Join(dir, "read-only.db")
-	copyFile(t, path, readOnly)
+	ledgertest.CopyFile(t, path, readOnly)
 	indexed, covers := storedIDs(t, crashed)
 	head := uint64(len(evs))
 	if covers == 0 || covers >= head || len(indexed) == 0 {
@@ -303,7 +304,7 @@ func TestEventIDsOfAnOlderFile(t *testing.T) {
 	f.l = nil
 	f.reopen(t)
 	opened := filepath.Join(t.TempDir(), "opened.db")
-	copyFile(t, f.path, opened)
+	ledgertest.CopyFile(t, f.path, opened)
 	if _, covers := storedIDs(t, opened); covers != rs[len(rs)-1].Seq {
 		t.Fatalf("opened: index covers %d, want the head %d", covers, rs[len(rs)-1].Seq)
 	}

@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,28 +16,8 @@ import (
 	"github.com/supplier-accountability/sal/bench"
 	"github.com/supplier-accountability/sal/keys"
 	"github.com/supplier-accountability/sal/ledger"
+	"github.com/supplier-accountability/sal/ledger/ledgertest"
 )
-
-// copyFile copies a ledger file between commits: what a crash leaves on
-// disk (every committed batch, nothing of the cards still pending).
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // storedPositions reads, without the ledger, the log head and the
 // position the stored scorecards reflect.
@@ -113,13 +91,13 @@ func TestCrashLosesNoProjectedState(t *testing.T) {
 	}
 
 	crashed := filepath.Join(dir, "crashed.db")
-	copyFile(t, path, crashed)
+	ledgertest.CopyFile(t, path, crashed)
 	head, cardsSeq := storedPositions(t, crashed)
 	if head != uint64(len(evs)) || cardsSeq >= head {
 		t.Fatalf("crashed copy: head %d, stored cards at %d; want head %d and cards behind it (pending in memory)", head, cardsSeq, len(evs))
 	}
 	readOnly := filepath.Join(dir, "read-only.db")
-	copyFile(t, crashed, readOnly)
+	ledgertest.CopyFile(t, crashed, readOnly)
 
 	for _, c := range []struct {
 		name string
@@ -228,7 +206,7 @@ func TestStreamBatchesArePublishedWhenCaughtUp(t *testing.T) {
 
 	// A crash now: the copy has the batch, no checkpoint for it.
 	crashed := filepath.Join(dir, "crashed.db")
-	copyFile(t, path, crashed)
+	ledgertest.CopyFile(t, path, crashed)
 	r, err := ledger.Open(crashed, root, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +308,7 @@ func TestCrashBetweenPartsOfAFlush(t *testing.T) {
 		parts++
 		// Between two parts of a flush well into the history.
 		if !last && parts > 20 && !copied {
-			copyFile(t, path, crashed)
+			ledgertest.CopyFile(t, path, crashed)
 			copied = true
 		}
 	})
@@ -347,7 +325,7 @@ func TestCrashBetweenPartsOfAFlush(t *testing.T) {
 		t.Fatalf("crashed copy: head %d, stored cards at %d, %d cards written past that: want a crash between parts", head, cardsSeq, ahead)
 	}
 	rebuilt := filepath.Join(dir, "rebuilt.db")
-	copyFile(t, crashed, rebuilt)
+	ledgertest.CopyFile(t, crashed, rebuilt)
 
 	read := func(path string, rebuild bool) (map[string][]byte, map[string][32]byte) {
 		t.Helper()

@@ -86,6 +86,13 @@ func HashFrame(f Frame, sections [5][32]byte) ([32]byte, error) {
 	return hashParts(head, tail, sections), nil
 }
 
+// frameOf is the frame of a card's fields outside its records (Counts
+// left out: the hash does not read them).
+func frameOf(c *Card) Frame {
+	return Frame{SupplierID: c.SupplierID, Name: c.Name, Registered: c.Registered, RegisteredBy: c.RegisteredBy,
+		Ignored: c.Ignored, LastSeq: c.LastSeq, LastEventTime: c.LastEventTime, EventCount: c.EventCount}
+}
+
 func hashParts(head, tail []byte, sections [5][32]byte) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(hashDomain))
@@ -111,14 +118,6 @@ func Hash(c *Card) ([32]byte, error) {
 	if c.part != nil {
 		return [32]byte{}, fmt.Errorf("scorecard: hash %s: a partial card is hashed from its stored sections", c.SupplierID)
 	}
-	head, err := encodeHead(c.SupplierID, c.Name, c.Registered, c.RegisteredBy)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	tail, err := encodeTail(c.Ignored, c.LastSeq, c.LastEventTime, c.EventCount)
-	if err != nil {
-		return [32]byte{}, err
-	}
 	if c.encoded == nil {
 		c.encoded = map[any][]byte{}
 	}
@@ -126,6 +125,7 @@ func Hash(c *Card) ([32]byte, error) {
 		c.leaves = map[any][32]byte{}
 	}
 	var s [5][32]byte
+	var err error
 	s[0], err = hashSection(c, c.Commitments)
 	if err == nil {
 		s[1], err = hashSection(c, c.Breaches)
@@ -142,7 +142,7 @@ func Hash(c *Card) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("scorecard: hash %s: %w", c.SupplierID, err)
 	}
-	return hashParts(head, tail, s), nil
+	return HashFrame(frameOf(c), s)
 }
 
 func hashSection[T any](c *Card, xs []*T) ([32]byte, error) {
@@ -195,15 +195,8 @@ func HashJSON(b []byte) ([32]byte, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return [32]byte{}, fmt.Errorf("scorecard: hash: %w", err)
 	}
-	head, err := encodeHead(raw.SupplierID, raw.Name, raw.Registered, raw.RegisteredBy)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	tail, err := encodeTail(raw.Ignored, raw.LastSeq, raw.LastEventTime, raw.EventCount)
-	if err != nil {
-		return [32]byte{}, err
-	}
 	var s [5][32]byte
+	var err error
 	for i, sec := range [5][]json.RawMessage{raw.Commitments, raw.Breaches, raw.Plans, raw.Disputes, raw.Reviews} {
 		if sec == nil {
 			s[i] = nullSection
@@ -218,7 +211,8 @@ func HashJSON(b []byte) ([32]byte, error) {
 			return [32]byte{}, err
 		}
 	}
-	return hashParts(head, tail, s), nil
+	return HashFrame(Frame{SupplierID: raw.SupplierID, Name: raw.Name, Registered: raw.Registered, RegisteredBy: raw.RegisteredBy,
+		Ignored: raw.Ignored, LastSeq: raw.LastSeq, LastEventTime: raw.LastEventTime, EventCount: raw.EventCount}, s)
 }
 
 // ErrNoLeaves says a section's stored leaves do not cover its records: the
