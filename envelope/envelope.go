@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/supplier-accountability/sal/proto/accountability/v1"
@@ -134,26 +136,36 @@ func Open(raw []byte) (*Opened, error) {
 	var env pb.Envelope
 	ev := &pb.Event{}
 	o := &Opened{}
-	if err := open(raw, &env, ev, o, DecodePayload); err != nil {
+	if err := open(raw, &env, ev, o, DecodePayload, true); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
 // open is Open into messages the caller provides: env and ev are
-// overwritten, o is filled, decode decodes the payload.
-func open(raw []byte, env *pb.Envelope, ev *pb.Event, o *Opened, decode func(pb.EventType, []byte) (proto.Message, error)) error {
+// overwritten, o is filled, decode decodes the payload. With direct set,
+// an envelope and event encoded as a Signer encodes them are read by
+// readEnvelope and readEvent instead of proto.Unmarshal (the same fields,
+// without copying what the caller's raw already holds); anything else goes
+// through proto.Unmarshal, which gives the errors.
+func open(raw []byte, env *pb.Envelope, ev *pb.Event, o *Opened, decode func(pb.EventType, []byte) (proto.Message, error), direct bool) error {
 	if len(raw) > MaxSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxSize)
 	}
-	if err := proto.Unmarshal(raw, env); err != nil {
-		return fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	body, sig, ok := readEnvelope(raw)
+	if !direct || !ok {
+		if err := proto.Unmarshal(raw, env); err != nil {
+			return fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+		}
+		body, sig = env.Event, env.Signature
 	}
-	if len(env.Signature) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(env.Signature), ed25519.SignatureSize)
+	if len(sig) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(sig), ed25519.SignatureSize)
 	}
-	if err := proto.Unmarshal(env.Event, ev); err != nil {
-		return fmt.Errorf("%w: event: %v", ErrMalformed, err)
+	if !direct || !readEvent(body, ev) {
+		if err := proto.Unmarshal(body, ev); err != nil {
+			return fmt.Errorf("%w: event: %v", ErrMalformed, err)
+		}
 	}
 	if ev.EventId == "" || len(ev.EventId) > 128 {
 		return fmt.Errorf("%w: event id missing or longer than 128 bytes", ErrMalformed)
@@ -165,8 +177,92 @@ func open(raw []byte, env *pb.Envelope, ev *pb.Event, o *Opened, decode func(pb.
 	if err != nil {
 		return fmt.Errorf("event %s: %w", ev.EventId, err)
 	}
-	*o = Opened{Raw: raw, Body: env.Event, Signature: env.Signature, Event: ev, Payload: payload}
+	*o = Opened{Raw: raw, Body: body, Signature: sig, Event: ev, Payload: payload}
 	return nil
+}
+
+// readEnvelope reads an Envelope encoded in field order, each field at
+// most once and no other: its event and signature, slices of raw. ok is
+// false for any other encoding.
+func readEnvelope(raw []byte) (event, sig []byte, ok bool) {
+	last := protowire.Number(0)
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 || num <= last || num > 2 || typ != protowire.BytesType {
+			return nil, nil, false
+		}
+		raw = raw[n:]
+		v, n := protowire.ConsumeBytes(raw)
+		if n < 0 {
+			return nil, nil, false
+		}
+		raw = raw[n:]
+		if num == 1 {
+			event = v
+		} else {
+			sig = v
+		}
+		last = num
+	}
+	return event, sig, true
+}
+
+// readEvent reads into ev an Event encoded in field order, each field at
+// most once and no other, its strings valid UTF-8 (what proto.Unmarshal
+// requires of them): the same message proto.Unmarshal gives, its payload
+// a slice of b. It reports false, ev then in no defined state, for any
+// other encoding.
+func readEvent(b []byte, ev *pb.Event) bool {
+	ev.Reset()
+	last := protowire.Number(0)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num <= last || num > 6 {
+			return false
+		}
+		b, last = b[n:], num
+		switch num {
+		case 2, 4:
+			if typ != protowire.VarintType {
+				return false
+			}
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			if num == 2 {
+				ev.Type = pb.EventType(int32(v))
+			} else {
+				ev.OccurredAtUnixNano = int64(v)
+			}
+		default:
+			if typ != protowire.BytesType {
+				return false
+			}
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			if num == 6 {
+				ev.Payload = v
+				continue
+			}
+			if !utf8.Valid(v) {
+				return false
+			}
+			switch num {
+			case 1:
+				ev.EventId = string(v)
+			case 3:
+				ev.SupplierId = string(v)
+			case 5:
+				ev.KeyId = string(v)
+			}
+		}
+	}
+	return true
 }
 
 // Opener opens envelope after envelope into the same messages, for a
@@ -183,7 +279,7 @@ type Opener struct {
 
 // Open is the package's Open, reusing the Opener's messages.
 func (op *Opener) Open(raw []byte) (*Opened, error) {
-	if err := open(raw, &op.env, &op.ev, &op.o, op.decode); err != nil {
+	if err := open(raw, &op.env, &op.ev, &op.o, op.decode, true); err != nil {
 		return nil, err
 	}
 	return &op.o, nil

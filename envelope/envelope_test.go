@@ -9,6 +9,7 @@ import (
 	"time"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/supplier-accountability/sal/envelope"
@@ -152,6 +153,49 @@ func sameOpening(t *testing.T, op *envelope.Opener, raw []byte, o *envelope.Open
 	}
 }
 
+// TestSealedEnvelopesAreReadDirectly: what a Signer seals, with every
+// field of the event set (and a negative time, a type past the known
+// ones), is read without proto.Unmarshal, to the same event; an envelope
+// with its fields out of order, or one repeated, is not, and still opens
+// as proto.Unmarshal reads it.
+func TestSealedEnvelopesAreReadDirectly(t *testing.T) {
+	s := signer(t)
+	raw, _, err := s.Seal(envelope.Draft{SupplierID: "acme-health", OccurredAt: time.Unix(-5, 0), Payload: &pb.SupplierRegistered{Name: "Acme Health Ltd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !envelope.ReadsDirectly(raw) {
+		t.Fatal("a sealed envelope is not read directly")
+	}
+	o, err := envelope.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := envelope.OpenByProto(raw)
+	if err != nil || !proto.Equal(o.Event, ref.Event) || o.Event.OccurredAtUnixNano != -5e9 || o.Event.SupplierId != "acme-health" {
+		t.Fatalf("read directly %v, through proto.Unmarshal %v (%v)", o.Event, ref.Event, err)
+	}
+	ev := &pb.Event{EventId: "ev_1", Type: pb.EventType(999), SupplierId: "s", OccurredAtUnixNano: 7, KeyId: "k", Payload: []byte{1}}
+	body, _ := proto.Marshal(ev)
+	env, _ := proto.Marshal(&pb.Envelope{Event: body, Signature: make([]byte, 64)})
+	if !envelope.ReadsDirectly(env) {
+		t.Fatal("an envelope of an event with every field set is not read directly")
+	}
+	// Signature first, then the event; and the event field twice.
+	swapped := append(protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), make([]byte, 64)), protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), body)...)
+	twice := append(protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("x")), env...)
+	for _, b := range [][]byte{swapped, twice} {
+		if envelope.ReadsDirectly(b) {
+			t.Fatal("an envelope not as a Signer encodes it is read directly")
+		}
+		got, gerr := envelope.Open(b)
+		want, werr := envelope.OpenByProto(b)
+		if (gerr == nil) != (werr == nil) || gerr == nil && !proto.Equal(got.Event, want.Event) {
+			t.Fatalf("Open %v (%v), proto.Unmarshal %v (%v)", got, gerr, want, werr)
+		}
+	}
+}
+
 // FuzzOpen feeds arbitrary bytes to the decoder the ledger runs on every
 // message from the broker: it must never panic, and whatever it accepts must
 // carry an id, a key id and a typed payload.
@@ -165,6 +209,14 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := envelope.Open(b)
 		sameOpening(t, &op, b, o, err)
+		// Read directly or through proto.Unmarshal: the same outcome.
+		ref, rerr := envelope.OpenByProto(b)
+		if (err == nil) != (rerr == nil) || err != nil && err.Error() != rerr.Error() {
+			t.Fatalf("Open: %v; through proto.Unmarshal: %v", err, rerr)
+		}
+		if err == nil && (!proto.Equal(o.Event, ref.Event) || !proto.Equal(o.Payload, ref.Payload) || string(o.Body) != string(ref.Body) || string(o.Signature) != string(ref.Signature)) {
+			t.Fatalf("Open read %v %v; proto.Unmarshal %v %v", o.Event, o.Payload, ref.Event, ref.Payload)
+		}
 		if err != nil {
 			return
 		}
