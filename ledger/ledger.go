@@ -371,6 +371,20 @@ func loadRegistry(tx *bolt.Tx, reg *keys.Registry) error {
 	})
 }
 
+// Flush writes to the file what the ledger holds in memory to write in
+// bulk later — the scorecards changed since the last flush, the index
+// entries of the last batches — and publishes what is stored but not yet
+// published, with a checkpoint at the head: what Close does before it
+// closes. Nothing is lost without it (Open replays the log); it moves
+// that work to now, out of whatever would next do it (a rebuild begins
+// by writing the indexes).
+func (l *Ledger) Flush() error {
+	if l.db.IsReadOnly() {
+		return nil
+	}
+	return l.publishAll()
+}
+
 // Close writes the pending scorecards, closes the file and wakes every
 // waiter with ErrClosed.
 func (l *Ledger) Close() error {

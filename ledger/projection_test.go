@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -403,4 +404,56 @@ func cardsAhead(t *testing.T, path string, seq uint64) int {
 		})
 	})
 	return n
+}
+
+// Flush writes what the ledger deferred: after it, a copy of the file (a
+// crash) has the cards and both indexes up to the head, and a checkpoint
+// at the head, though the batches came from a stream with more behind.
+func TestFlushWritesWhatWasDeferred(t *testing.T) {
+	k := bench.DeterministicKeys("flush")
+	evs, err := bench.Events(k, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := k.Root.Public().(ed25519.PublicKey)
+	cs, _, _ := keys.NoteSigner("sal.test/flush", k.Root)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	l, err := ledger.Open(path, root, ledger.Options{Now: func() time.Time { return now }, Checkpoints: &ledger.Checkpointer{Origin: "sal.test/flush", Signer: cs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < len(evs); i += 250 {
+		if _, err := l.AppendFromStream(context.Background(), evs[i:i+250], uint64(i+250), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	positions := func() (head, cards, indexed uint64, checkpoint bool) {
+		t.Helper()
+		copied := filepath.Join(dir, "copy.db")
+		ledgertest.CopyFile(t, path, copied)
+		head, cards = storedPositions(t, copied)
+		db, err := bolt.Open(copied, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_ = db.View(func(tx *bolt.Tx) error {
+			indexed = beU64(tx.Bucket([]byte("meta")).Get([]byte("indexed_seq")))
+			checkpoint = tx.Bucket([]byte("checkpoints")).Get(binary.BigEndian.AppendUint64(nil, head)) != nil
+			return nil
+		})
+		return head, cards, indexed, checkpoint
+	}
+	if head, cards, indexed, cp := positions(); head != 2000 || cards == head && indexed == head && cp {
+		t.Fatalf("before Flush: head %d, cards %d, indexed %d, checkpoint at the head %v: want some of it deferred", head, cards, indexed, cp)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if head, cards, indexed, cp := positions(); cards != head || indexed != head || !cp {
+		t.Fatalf("after Flush: head %d, cards %d, indexed %d, checkpoint at the head %v: want all at the head", head, cards, indexed, cp)
+	}
 }
