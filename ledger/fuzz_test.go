@@ -11,6 +11,7 @@ import (
 // to a checkpoint that parses to the same values.
 func FuzzParseCheckpoint(f *testing.F) {
 	f.Add("sal.ledger/abc\n12\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nsal-scorecards sha256:" + "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" + "\n")
+	f.Add("sal.ledger/abc\n12\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nsal-scorecards-v2 sha256:" + "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" + "\n")
 	f.Add("origin\n-1\nroot\n")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, text string) {
