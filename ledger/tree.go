@@ -303,8 +303,9 @@ func (l *Ledger) Checkpoints() ([][]byte, error) {
 	return out, err
 }
 
-// CardDigest is the SHA-256 of a supplier's stored scorecard: a cheap way
-// to know whether it changed.
+// CardDigest is the hash (scorecard.Hash) of a supplier's scorecard as
+// served, what checkpoints commit to: a cheap way to know whether it
+// changed.
 func (l *Ledger) CardDigest(supplierID string) ([32]byte, error) {
 	var d [32]byte
 	err := l.readCards(func(pending map[string]*cardUpdate, tx *bolt.Tx) error {
