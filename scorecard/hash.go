@@ -16,15 +16,20 @@ import (
 // without the rest of the card:
 //
 //	leaf    = SHA-256(0x00 || the record's JSON)
-//	chunk   = SHA-256(0x01 || the leaves of 64 consecutive records)
-//	section = SHA-256(0x02 || n(8) || every chunk of its n records)
+//	chunk   = SHA-256(0x01 || the leaves of 64 consecutive records, the
+//	          last chunk of a section holding the rest)
+//	section = SHA-256(0x02 || n(8) || the hash of every chunk of its n
+//	          records, in order)
 //	          (SHA-256(0x03) for a section that is null, not a list)
 //	card    = SHA-256("sal/scorecard/v2\n" || len(head)(4) || head ||
 //	          len(tail)(4) || tail || the five sections' hashes)
 //
-// where head and tail are the JSON of the card before its first section
-// and after its last (the supplier, the counters, the ignored events),
-// lengths and counts big-endian, sections in the card's order. A ledger
+// where head and tail are the JSON objects of the card's fields before its
+// first section and after its last (the supplier; the ignored events and
+// counters), each as its own object: head is the card's JSON up to the
+// comma before its first section, closed with "}"; tail is "{" and the
+// card's JSON after the comma that follows its last section. Lengths and
+// counts are big-endian, sections in the card's order. A ledger
 // keeps each section's leaves beside its records, so publishing a card
 // hashes the records an event changed and 32 bytes for each of the rest,
 // not the whole card; a card's JSON alone gives the same hash (HashJSON).
