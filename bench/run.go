@@ -276,13 +276,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	settle()
 	phase("query")
 	say("queries: scorecard reads at %d/s for %s", o.QueryRate, o.QueryFor)
+	faults := majorFaults()
 	p50, p99, rps, err := queries(ctx, sys, SupplierIDs(o.Events), o.QueryRate, o.QueryFor)
 	if err != nil {
 		return nil, err
 	}
+	faults = majorFaults() - faults
 	rep.add(Figure{Name: "query: scorecard p50", Value: p50, Unit: "ms"})
 	rep.add(Figure{Name: "query: scorecard p99", Value: p99, Unit: "ms"}.aim("≤ 5 ms at 1,000/s offered", p99 <= 5 && o.QueryRate >= 1000))
 	rep.add(Figure{Name: "query: scorecard throughput", Value: rps, Unit: "requests/s", Ratio: rps / float64(o.QueryRate), Of: "offered rate"})
+	rep.add(Figure{Name: "query: pages read from disk", Value: float64(faults), Unit: "faults", Note: "major page faults of the process while queries ran: pages of the mapped file no longer in the page cache"})
 
 	mem.next("")
 	anon, heaps := mem.peaks()
@@ -617,6 +620,27 @@ func procIO(field string) uint64 { return procField("/proc/self/io", field) }
 // procStatus reads a field of the process's /proc/self/status given in
 // kB (Linux), in bytes; 0 where there is none.
 func procStatus(field string) uint64 { return procField("/proc/self/status", field) << 10 }
+
+// majorFaults is how many major page faults (a page read from disk) the
+// process has had: field 12 of /proc/self/stat (Linux); 0 where unknown.
+func majorFaults() uint64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 10 {
+		return 0
+	}
+	var n uint64
+	fmt.Sscanf(f[9], "%d", &n)
+	return n
+}
 
 // procField reads the number after "field:" in a /proc file.
 func procField(path, field string) uint64 {
