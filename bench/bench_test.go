@@ -2,6 +2,9 @@ package bench_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +58,25 @@ func TestRunOnASmallLoad(t *testing.T) {
 		if f, _ := rep.Get(name); f.Target == "" || f.Met == nil {
 			t.Errorf("figure %q has no target or verdict: %+v", name, f)
 		}
+	}
+}
+
+// A scratch directory that holds anything is refused before the bench
+// writes a byte, and what is there is left as it was: an earlier run's
+// events would be duplicates in its ledger, and a user's files are not the
+// bench's to overwrite.
+func TestRunRefusesADirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "ledger.db")
+	if err := os.WriteFile(kept, []byte("someone's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bench.Run(context.Background(), bench.Options{Events: 100, Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("Run in a directory in use: %v, want a refusal", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if b, _ := os.ReadFile(kept); string(b) != "someone's" || len(entries) != 1 {
+		t.Fatalf("the directory changed: %d entries, ledger.db %q", len(entries), b)
 	}
 }

@@ -37,7 +37,7 @@ import (
 // Options configure a run.
 type Options struct {
 	Events    int           // N, the generated events (default 200,000)
-	Dir       string        // scratch directory (default: a temporary one, removed after)
+	Dir       string        // scratch directory, new or empty, kept (default: a temporary one, removed after)
 	QueryRate int           // scorecard requests per second offered (default 1,000)
 	QueryFor  time.Duration // how long queries are offered (default 5s)
 	Ceiling   time.Duration // how long each ceiling is measured (default 3s; Ed25519 takes the best of three rounds)
@@ -116,6 +116,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("bench: scratch directory: %w", err)
+		}
+		// The bench writes a ledger and a stream of its own there: in a
+		// directory an earlier run (or anything else) left files in, its
+		// events would be duplicates of those stored, and nothing of
+		// anyone's is to be overwritten.
+		if entries, err := os.ReadDir(dir); err != nil {
+			return nil, fmt.Errorf("bench: scratch directory: %w", err)
+		} else if len(entries) > 0 {
+			return nil, fmt.Errorf("bench: scratch directory %s is not empty (%s, ...): give a new or empty one, the bench writes a ledger of its own there", dir, entries[0].Name())
 		}
 	} else {
 		d, err := os.MkdirTemp("", "sal-bench-")

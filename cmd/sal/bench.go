@@ -22,7 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 200_000, "how many signed events to generate and ingest")
 	rate := fs.Int("query-rate", 1000, "scorecard requests per second to offer")
 	queryFor := fs.Duration("query-for", 5*time.Second, "how long to offer queries")
-	dir := fs.String("dir", "", "scratch directory (default: a temporary one, removed after)")
+	dir := fs.String("dir", "", "scratch directory, new or empty, kept after the run (default: a temporary one, removed after)")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, its samples labelled by phase (read one phase with go tool pprof -tagfocus phase=ingest)")
