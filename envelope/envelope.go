@@ -132,11 +132,14 @@ type Opened struct {
 
 // Open decodes raw into its event and typed payload. It checks shape, not
 // signature: call Verify with the key the registry names.
-func Open(raw []byte) (*Opened, error) {
+func Open(raw []byte) (*Opened, error) { return openNew(raw, true) }
+
+// openNew is open into fresh messages.
+func openNew(raw []byte, direct bool) (*Opened, error) {
 	var env pb.Envelope
 	ev := &pb.Event{}
 	o := &Opened{}
-	if err := open(raw, &env, ev, o, DecodePayload, true); err != nil {
+	if err := open(raw, &env, ev, o, DecodePayload, direct); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -227,7 +227,7 @@ func (v cardView) section(k scorecard.Kind) []byte {
 func (v cardView) hash(u *cardUpdate, f scorecard.Frame) ([32]byte, error) {
 	var changed [5]map[int][]byte
 	for key, r := range u.records {
-		s := sectionIndex(scorecard.Kind(key[0]))
+		s := scorecard.SectionOf(scorecard.Kind(key[0]))
 		if s < 0 {
 			return [32]byte{}, fmt.Errorf("%w: supplier %s: record of kind %q", ErrBadEntry, v.id, key[0])
 		}
@@ -275,15 +275,6 @@ func (v cardView) allLeaves(k scorecard.Kind, n int) ([]byte, error) {
 		return nil
 	})
 	return leaves, err
-}
-
-func sectionIndex(k scorecard.Kind) int {
-	for s, x := range scorecard.Sections() {
-		if x == k {
-			return s
-		}
-	}
-	return -1
 }
 
 // frame is the card's frame, ok false if the supplier has no card.

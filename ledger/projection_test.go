@@ -20,16 +20,24 @@ import (
 	"github.com/supplier-accountability/sal/ledger/ledgertest"
 )
 
-// storedPositions reads, without the ledger, the log head and the
-// position the stored scorecards reflect.
-func storedPositions(t *testing.T, path string) (head, cards uint64) {
+// viewFile reads a closed (or copied) ledger file without the ledger.
+func viewFile(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	_ = db.View(func(tx *bolt.Tx) error {
+	if err := db.View(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedPositions reads, without the ledger, the log head and the
+// position the stored scorecards reflect.
+func storedPositions(t *testing.T, path string) (head, cards uint64) {
+	t.Helper()
+	viewFile(t, path, func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte("meta"))
 		if v := meta.Get([]byte("head")); len(v) == 40 {
 			head = beU64(v[:8])
@@ -380,13 +388,8 @@ func TestCrashBetweenPartsOfAFlush(t *testing.T) {
 // record whose last entry is after seq.
 func cardsAhead(t *testing.T, path string, seq uint64) int {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	n := 0
-	_ = db.View(func(tx *bolt.Tx) error {
+	viewFile(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("card_records")).ForEach(func(k, v []byte) error {
 			if !bytes.HasSuffix(k, []byte{0, 'f'}) {
 				return nil
@@ -395,7 +398,7 @@ func cardsAhead(t *testing.T, path string, seq uint64) int {
 				LastSeq uint64 `json:"last_seq"`
 			}
 			if err := json.Unmarshal(v, &f); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			if f.LastSeq > seq {
 				n++
@@ -435,12 +438,7 @@ func TestFlushWritesWhatWasDeferred(t *testing.T) {
 		copied := filepath.Join(dir, "copy.db")
 		ledgertest.CopyFile(t, path, copied)
 		head, cards = storedPositions(t, copied)
-		db, err := bolt.Open(copied, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		_ = db.View(func(tx *bolt.Tx) error {
+		viewFile(t, copied, func(tx *bolt.Tx) error {
 			indexed = beU64(tx.Bucket([]byte("meta")).Get([]byte("indexed_seq")))
 			checkpoint = tx.Bucket([]byte("checkpoints")).Get(binary.BigEndian.AppendUint64(nil, head)) != nil
 			return nil

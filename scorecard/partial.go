@@ -39,6 +39,9 @@ func Sections() [5]Kind {
 	return [5]Kind{KindCommitment, KindBreach, KindPlan, KindDispute, KindReview}
 }
 
+// SectionOf is k's place in Sections, -1 for no section.
+func SectionOf(k Kind) int { return section(k) }
+
 func section(k Kind) int {
 	switch k {
 	case KindCommitment:
