@@ -12,3 +12,6 @@ func (l *Ledger) SetIndexing(at, inBatch, part int) { l.indexing = indexing{at, 
 // SetFlushParts makes flushes of cards write parts of n bytes, calling
 // after (if set) once each part commits.
 func (l *Ledger) SetFlushParts(n int, after func(last bool)) { l.flushPart, l.partWritten = n, after }
+
+// FlushEvery is how long pending cards wait at most for a flush.
+const FlushEvery = flushEvery

@@ -286,6 +286,50 @@ func TestStreamBatchesArePublishedWhenCaughtUp(t *testing.T) {
 	}
 }
 
+// Scorecards changed by publications wait in memory until they pass a
+// bound in bytes or until the flush interval has gone by: a ledger taking
+// a few small batches a second writes none of their cards to the file
+// until the interval is over, and then all of them.
+func TestCardsWaitForTheFlushInterval(t *testing.T) {
+	k := bench.DeterministicKeys("interval")
+	evs, err := bench.Events(k, 700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	l, err := ledger.Open(path, k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	positions := func() (head, cards uint64) {
+		t.Helper()
+		copied := filepath.Join(dir, "copy.db")
+		ledgertest.CopyFile(t, path, copied)
+		return storedPositions(t, copied)
+	}
+	appendBatch := func(i int) {
+		t.Helper()
+		if _, err := l.Append(context.Background(), evs[i*100:(i+1)*100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 6; i++ {
+		clock = clock.Add(time.Second)
+		appendBatch(i)
+	}
+	if head, cards := positions(); head != 600 || cards != 0 {
+		t.Fatalf("within the interval: head %d, stored cards at %d; want 600 entries, their cards pending", head, cards)
+	}
+	clock = clock.Add(ledger.FlushEvery)
+	appendBatch(6)
+	if head, cards := positions(); head != 700 || cards != head {
+		t.Fatalf("after the interval: head %d, stored cards at %d; want them written", head, cards)
+	}
+}
+
 // A flush too large for one transaction is written in parts. A crash
 // between two parts leaves some cards written up to the head while the
 // file says the stored cards reflect an earlier entry; reopening replays
@@ -300,9 +344,9 @@ func TestCrashBetweenPartsOfAFlush(t *testing.T) {
 	}
 	root := k.Root.Public().(ed25519.PublicKey)
 	cs, vkey, _ := keys.NoteSigner("sal.test/parts", k.Root)
-	// Every call a second later: each batch is due to flush.
+	// Every call later than the flush interval: each batch is due to flush.
 	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := func() time.Time { clock = clock.Add(time.Second); return clock }
+	now := func() time.Time { clock = clock.Add(ledger.FlushEvery + time.Second); return clock }
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ledger.db")
 	opts := ledger.Options{Now: now, Checkpoints: &ledger.Checkpointer{Origin: "sal.test/parts", Signer: cs}}
