@@ -47,7 +47,7 @@ func TestRunOnASmallLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"ingest: publish → verify → append → tree → checkpoint → project", "rebuild projections from the log", "verify: chain, signatures, tree, checkpoints, replayed digests", "query: scorecard p99", "peak RSS"} {
+	for _, name := range []string{"ingest: publish → verify → append → tree → checkpoint → project", "rebuild projections from the log", "verify: chain, signatures, tree, checkpoints, replayed digests", "query: scorecard p99", "peak RSS", "ceiling: ed25519 verify, all cores, again after the ingest"} {
 		if f, ok := rep.Get(name); !ok || f.Value <= 0 {
 			t.Errorf("figure %q missing or zero: %+v", name, f)
 		}
