@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/supplier-accountability/sal/envelope"
 	"github.com/supplier-accountability/sal/keys"
@@ -63,8 +64,10 @@ func reasonCode(err error) string {
 
 // batch is the state of one Append transaction.
 type batch struct {
-	opened   []*envelope.Opened // per index: decoded ahead, nil if it did not decode
-	verified []bool             // per index: signature checked ahead, in parallel
+	opened   []*envelope.Opened  // per index: decoded ahead, nil if it did not decode
+	verified []bool              // per index: signature checked ahead, in parallel
+	leaves   []tlog.Hash         // per index: Merkle leaf hash, computed ahead
+	tree     map[int64]tlog.Hash // tree hashes this batch stored, by index (addLeaf reads them back)
 	index    int
 	tx       *bolt.Tx
 	reg      *keys.Registry
@@ -122,13 +125,13 @@ type Prepared struct {
 	raws     [][]byte
 	opened   []*envelope.Opened // nil: not prepared, done by the append
 	verified []bool
+	leaves   []tlog.Hash // each envelope's Merkle leaf hash (LeafHash)
 }
 
 // Prepare opens raws and checks their signatures against the registry of
 // the last committed batch. It may run concurrently with an append.
 func (l *Ledger) Prepare(raws [][]byte) *Prepared {
-	opened, verified := verifyAhead(l.regSnap.Load(), raws)
-	return &Prepared{raws: raws, opened: opened, verified: verified}
+	return verifyAhead(l.regSnap.Load(), raws)
 }
 
 // AppendPrepared is AppendFromStream for a batch made by Prepare. It may
@@ -157,10 +160,10 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	raws := p.raws
 	results := make([]Result, len(raws))
 	reg := l.reg.Clone()
-	opened, verified := p.opened, p.verified
-	if opened == nil {
-		opened, verified = verifyAhead(reg, raws)
+	if p.opened == nil {
+		p = verifyAhead(reg, raws)
 	}
+	opened, verified := p.opened, p.verified
 	var touched map[string]*scorecard.Card
 	var updates map[string]*cardUpdate
 	var fresh *unindexed
@@ -172,7 +175,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 	flush := publish && l.pending.due(now)
 	err := l.commit(func(tx *bolt.Tx) error {
 		appendOnly(tx)
-		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, ledger: l, opened: opened, verified: verified,
+		b := &batch{tx: tx, reg: reg, head: readHead(tx), now: now, cards: map[string]*scorecard.Card{}, cp: l.cp, ledger: l, opened: opened, verified: verified, leaves: p.leaves, tree: map[int64]tlog.Hash{},
 			dirty: l.dirty, pending: l.pending.cards, publish: publish, flush: flush,
 			recent: l.unindexed, fresh: newUnindexed()}
 		touched, fresh = b.cards, b.fresh
@@ -340,7 +343,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		return Result{}, fmt.Errorf("put event seq %d: %w", seq, err)
 	}
 	b.fresh.add(id, o.Event.SupplierId, seq)
-	if err := addLeaf(b.tx, seq, raw); err != nil {
+	if err := addLeaf(b.tx, seq, b.leaves[b.index], b.tree); err != nil {
 		return Result{}, err
 	}
 	b.head = head{seq: seq, hash: hash}
@@ -599,7 +602,7 @@ func (l *Ledger) storedQHead() uint64 {
 // the start of the batch.
 // The ordered pass reuses the decodes, still checks authority in order, and
 // re-checks any signature not marked here.
-func verifyAhead(reg *keys.Registry, raws [][]byte) ([]*envelope.Opened, []bool) {
+func verifyAhead(reg *keys.Registry, raws [][]byte) *Prepared {
 	opened := make([]*envelope.Opened, len(raws))
 	pubs := make([]ed25519.PublicKey, len(raws))
 	for i, raw := range raws {
@@ -615,8 +618,11 @@ func verifyAhead(reg *keys.Registry, raws [][]byte) ([]*envelope.Opened, []bool)
 			pubs[i] = a.PublicKey
 		}
 	}
-	// One batch verification per core, over a contiguous share.
+	// One batch verification per core, over a contiguous share, and the
+	// share's Merkle leaf hashes (SHA-256 over each envelope), which the
+	// appender would otherwise compute in its sequential pass.
 	verified := make([]bool, len(raws))
+	leaves := make([]tlog.Hash, len(raws))
 	workers := runtime.GOMAXPROCS(0)
 	chunk := (len(raws) + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -626,8 +632,11 @@ func verifyAhead(reg *keys.Registry, raws [][]byte) ([]*envelope.Opened, []bool)
 		go func() {
 			defer wg.Done()
 			copy(verified[lo:hi], envelope.VerifyAll(opened[lo:hi], pubs[lo:hi]))
+			for i := lo; i < hi; i++ {
+				leaves[i] = LeafHash(raws[i])
+			}
 		}()
 	}
 	wg.Wait()
-	return opened, verified
+	return &Prepared{raws: raws, opened: opened, verified: verified, leaves: leaves}
 }

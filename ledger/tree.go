@@ -58,10 +58,38 @@ func hashReader(tx *bolt.Tx) tlog.HashReaderFunc {
 	}
 }
 
-// addLeaf stores the tree hashes that record seq (1-based) adds.
-func addLeaf(tx *bolt.Tx, seq uint64, env []byte) error {
+// addLeaf stores the tree hashes that record seq (1-based), of Merkle
+// leaf hash leaf, adds. The hashes it stores are also kept in stored (by
+// index), and the hashes it reads are looked up there first: nearly every
+// hash a leaf needs is one a recent leaf of the same batch stored.
+func addLeaf(tx *bolt.Tx, seq uint64, leaf tlog.Hash, stored map[int64]tlog.Hash) error {
 	n := int64(seq - 1)
-	hashes, err := tlog.StoredHashesForRecordHash(n, LeafHash(env), hashReader(tx))
+	read := hashReader(tx)
+	hashes, err := tlog.StoredHashesForRecordHash(n, leaf, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		var missing []int64
+		for i, idx := range indexes {
+			h, ok := stored[idx]
+			if !ok {
+				missing = append(missing, idx)
+				continue
+			}
+			out[i] = h
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+		got, err := read(missing)
+		if err != nil {
+			return nil, err
+		}
+		for i, idx := range indexes {
+			if _, ok := stored[idx]; !ok {
+				out[i], got = got[0], got[1:]
+			}
+		}
+		return out, nil
+	}))
 	if err != nil {
 		return fmt.Errorf("tree: leaf %d: %w", seq, err)
 	}
@@ -71,6 +99,7 @@ func addLeaf(tx *bolt.Tx, seq uint64, env []byte) error {
 		if err := b.Put(u64(uint64(idx+int64(i))), h[:]); err != nil {
 			return fmt.Errorf("tree: put hash: %w", err)
 		}
+		stored[idx+int64(i)] = h
 	}
 	return nil
 }
