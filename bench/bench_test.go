@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -43,9 +44,15 @@ func TestRunOnASmallLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the benchmark run takes a few seconds")
 	}
-	rep, err := bench.Run(context.Background(), bench.Options{Events: 3000, QueryFor: 500 * time.Millisecond, QueryRate: 200, Ceiling: 200 * time.Millisecond, Dir: t.TempDir()})
+	var trace bytes.Buffer
+	rep, err := bench.Run(context.Background(), bench.Options{Events: 3000, QueryFor: 500 * time.Millisecond, QueryRate: 200, Ceiling: 200 * time.Millisecond, Dir: t.TempDir(), IngestTrace: &trace})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The ingest's execution trace was written, whole: a runtime trace
+	// starts with its header, and a stopped one holds more than that.
+	if !bytes.HasPrefix(trace.Bytes(), []byte("go 1.")) || trace.Len() < 1024 {
+		t.Errorf("ingest trace: %d bytes, starting %q; want a runtime execution trace", trace.Len(), trace.Bytes()[:min(16, trace.Len())])
 	}
 	for _, name := range []string{"ingest: publish → verify → append → tree → checkpoint → project", "rebuild projections from the log", "verify: chain, signatures, tree, checkpoints, replayed digests", "query: scorecard p99", "peak RSS", "ceiling: ed25519 verify, all cores, again after the ingest"} {
 		if f, ok := rep.Get(name); !ok || f.Value <= 0 {

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"sync"
@@ -46,6 +47,10 @@ type Options struct {
 	// live heap was at its highest in the run: what was held then, and what
 	// had been allocated up to then.
 	HeapProfile io.Writer
+	// IngestTrace, if set, receives a runtime execution trace of the
+	// ingest alone (read it with go tool trace): where the ledger's
+	// appender waits, and for what.
+	IngestTrace io.Writer
 	// PeriodicNATSSync ingests with JetStream\'s periodic fsync instead of
 	// an fsync per message (see system.Config.PeriodicNATSSync).
 	PeriodicNATSSync bool
@@ -205,6 +210,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	written := procIO("wchar")
+	if o.IngestTrace != nil {
+		if err := trace.Start(o.IngestTrace); err != nil {
+			return nil, fmt.Errorf("bench: ingest trace: %w", err)
+		}
+	}
 	start := time.Now()
 	if err := publishFile(ctx, sys.JetStream(), eventsFile); err != nil {
 		return nil, err
@@ -223,6 +233,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	took := time.Since(start)
+	if o.IngestTrace != nil {
+		trace.Stop()
+	}
 	if q, _ := sys.Ledger.Quarantine(1, 1); len(q) > 0 {
 		return nil, fmt.Errorf("bench: an event was quarantined: %s", q[0].Reason)
 	}

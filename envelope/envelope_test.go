@@ -295,19 +295,24 @@ func TestVerifyAllAgreesWithVerify(t *testing.T) {
 	}
 }
 
-// BenchmarkVerifyAll checks 256 signatures (the consumer's batch) at once;
-// compare with BenchmarkVerifyOneByOne.
+// BenchmarkVerifyAll checks batches of signatures at once, at several
+// batch sizes (the ledger checks each core's share of a batch, up to 2,048
+// signatures, in one); compare with BenchmarkVerifyOneByOne.
 func BenchmarkVerifyAll(b *testing.B) {
-	os, pubs := sealedBatch(b, 256)
-	b.ResetTimer()
-	for range b.N {
-		for _, ok := range envelope.VerifyAll(os, pubs) {
-			if !ok {
-				b.Fatal("bad signature")
+	for _, n := range []int{64, 128, 256, 512, 2048} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			os, pubs := sealedBatch(b, n)
+			b.ResetTimer()
+			for range b.N {
+				for _, ok := range envelope.VerifyAll(os, pubs) {
+					if !ok {
+						b.Fatal("bad signature")
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "sigs/s")
+		})
 	}
-	b.ReportMetric(float64(256*b.N)/b.Elapsed().Seconds(), "sigs/s")
 }
 
 func BenchmarkVerifyOneByOne(b *testing.B) {

@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	periodic := fs.Bool("periodic-nats-sync", false, "ingest with JetStream's periodic fsync instead of an fsync per message, to see what the stricter default costs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, its samples labelled by phase (read one phase with go tool pprof -tagfocus phase=ingest)")
 	heapProfile := fs.String("heapprofile", "", "write a heap profile to this file, taken when the live heap was at its highest in the run (read it with go tool pprof)")
+	traceOut := fs.String("ingest-trace", "", "write a runtime execution trace of the ingest to this file (read it with go tool trace; go tool trace -pprof=sync or -pprof=syscall says where goroutines waited)")
 	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -68,7 +69,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer f.Close()
 		heap = f
 	}
-	rep, err := bench.Run(ctx, bench.Options{HeapProfile: heap, Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
+	var ingestTrace io.Writer
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err != nil {
+			return fmt.Errorf("bench: ingest trace: %w", err)
+		}
+		defer f.Close()
+		ingestTrace = f
+	}
+	rep, err := bench.Run(ctx, bench.Options{HeapProfile: heap, IngestTrace: ingestTrace, Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
 	if err != nil {
 		return err
 	}
