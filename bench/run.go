@@ -210,10 +210,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	written := procIO("wchar")
+	stopTrace := func() {}
 	if o.IngestTrace != nil {
 		if err := trace.Start(o.IngestTrace); err != nil {
 			return nil, fmt.Errorf("bench: ingest trace: %w", err)
 		}
+		stopTrace = sync.OnceFunc(trace.Stop)
+		defer stopTrace() // should the ingest fail
 	}
 	start := time.Now()
 	if err := publishFile(ctx, sys.JetStream(), eventsFile); err != nil {
@@ -233,9 +236,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	took := time.Since(start)
-	if o.IngestTrace != nil {
-		trace.Stop()
-	}
+	stopTrace()
 	if q, _ := sys.Ledger.Quarantine(1, 1); len(q) > 0 {
 		return nil, fmt.Errorf("bench: an event was quarantined: %s", q[0].Reason)
 	}
