@@ -21,7 +21,9 @@ import (
 // broker's consumer does. Batches are of SAL_BENCH_BATCH events, or 4,096
 // (the consumer's batch: in sal bench nearly every batch is that full);
 // SAL_BENCH_UNPREPARED=1 appends each unprepared (AppendFromStream),
-// verification and append in turn, as this benchmark did before.
+// verification and append in turn (with SAL_BENCH_BATCH=256, what this
+// benchmark measured before). 4,096 is system's ledgerBatch, which this
+// package cannot import.
 func BenchmarkAppend(b *testing.B) {
 	k := bench.DeterministicKeys("append")
 	n := 20_000
