@@ -124,6 +124,8 @@ type Ledger struct {
 	announcedQ atomic.Uint64
 	broken     error // set when dirty cards could not be restored
 
+	mapped *mappedWatch // nil: mapped pages not watched (mapped.go)
+
 	cp  *Checkpointer // nil: no checkpoints (tools that only read)
 	obs Observer
 
@@ -154,6 +156,11 @@ type Options struct {
 	// Logger receives what Open does beyond opening: bringing an older
 	// sal's file up to date. Default: discard.
 	Logger *slog.Logger
+	// MappedResident is how many bytes of the file, read through bbolt's
+	// memory map, may stay mapped in the process before the ledger
+	// releases them to the page cache (mapped.go). Zero means
+	// DefaultMappedResident; negative, never release.
+	MappedResident int64
 }
 
 // Open opens (creating if needed) the ledger file at path, trusting the
@@ -297,6 +304,10 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	l.announcedQ.Store(l.storedQHead())
+	if opts.MappedResident == 0 {
+		opts.MappedResident = DefaultMappedResident
+	}
+	l.watchMapped(opts.MappedResident)
 	return l, nil
 }
 
@@ -398,6 +409,7 @@ func (l *Ledger) Close() error {
 		close(l.updated)
 	}
 	l.mu.Unlock()
+	l.stopMapped()
 	return errors.Join(ferr, l.db.Close())
 }
 

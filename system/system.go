@@ -67,6 +67,11 @@ type Config struct {
 	// cut (not to a process crash). Off by default; the benchmark uses it
 	// to put a number on the cost of the stricter setting.
 	PeriodicNATSSync bool
+	// LedgerMappedResident is how many bytes of the ledger file may stay
+	// mapped in the process before the ledger releases them to the page
+	// cache (ledger.Options.MappedResident): zero the ledger's default,
+	// negative never.
+	LedgerMappedResident int64
 	// Replicas of the event stream (1 for the embedded server; 3 on a cluster).
 	Replicas int
 	// Now is the clock every service and the ledger read. Default time.Now.
@@ -249,6 +254,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Checkpoints: checkpoints,
 		Observer:    s.Metrics,
 		Logger:      cfg.Logger,
+
+		MappedResident: cfg.LedgerMappedResident,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, its samples labelled by phase (read one phase with go tool pprof -tagfocus phase=ingest)")
 	heapProfile := fs.String("heapprofile", "", "write a heap profile to this file, taken when the live heap was at its highest in the run (read it with go tool pprof)")
 	traceOut := fs.String("ingest-trace", "", "write a runtime execution trace of the ingest to this file (read it with go tool trace; go tool trace -pprof=sync or -pprof=syscall says where goroutines waited)")
+	mapped := fs.Int("mapped-resident", 0, "MiB of the ledger file that may stay mapped in the process before the ledger releases them to the page cache (0: the ledger's default, 64; negative: never, as sal did before)")
 	scale := fs.String("scale", "", "comma-separated event counts (e.g. 100000,1000000): run the whole bench once for each, each in its own process, and compare their memory against the first")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,7 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			counts = append(counts, n)
 		}
 		var pass []string
-		for _, name := range []string{"query-rate", "query-for", "periodic-nats-sync"} {
+		for _, name := range []string{"query-rate", "query-for", "periodic-nats-sync", "mapped-resident"} {
 			if f := fs.Lookup(name); f != nil {
 				pass = append(pass, "-"+name+"="+f.Value.String())
 			}
@@ -78,7 +79,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer f.Close()
 		ingestTrace = f
 	}
-	rep, err := bench.Run(ctx, bench.Options{HeapProfile: heap, IngestTrace: ingestTrace, Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic})
+	rep, err := bench.Run(ctx, bench.Options{HeapProfile: heap, IngestTrace: ingestTrace, Events: *events, QueryRate: *rate, QueryFor: *queryFor, Dir: *dir, Progress: stderr, PeriodicNATSSync: *periodic, MappedResident: int64(*mapped) << 20})
 	if err != nil {
 		return err
 	}
