@@ -135,11 +135,11 @@ func sortedEntries(sets ...*unindexed) (ids, sups []kv) {
 }
 
 // putEntries puts sorted keys of both buckets.
-func putEntries(tx *bolt.Tx, ids, sups []kv) error {
-	if err := putInOrder(tx.Bucket(bucketEventIDs), ids); err != nil {
+func putEntries(tx *bolt.Tx, tick func(), ids, sups []kv) error {
+	if err := putInOrder(tx.Bucket(bucketEventIDs), ids, tick); err != nil {
 		return fmt.Errorf("index event id %w", err)
 	}
-	if err := putInOrder(tx.Bucket(bucketSupplierEvents), sups); err != nil {
+	if err := putInOrder(tx.Bucket(bucketSupplierEvents), sups, tick); err != nil {
 		return fmt.Errorf("index supplier event %w", err)
 	}
 	return nil
@@ -150,7 +150,7 @@ func putEntries(tx *bolt.Tx, ids, sups []kv) error {
 // then rewrites at most as many pages as a batch did.
 func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
 	ids, sups := sortedEntries(sets...)
-	if err := putEntries(tx, ids, sups); err != nil {
+	if err := putEntries(tx, nil, ids, sups); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyIndexedSeq, u64(head))
@@ -189,7 +189,7 @@ func (l *Ledger) indexAll(head uint64) error {
 	for i := range parts {
 		idPart := ids[i*len(ids)/parts : (i+1)*len(ids)/parts]
 		supPart := sups[i*len(sups)/parts : (i+1)*len(sups)/parts]
-		put := func(tx *bolt.Tx) error { return putEntries(tx, idPart, supPart) }
+		put := func(tx *bolt.Tx) error { return putEntries(tx, l.mappedTick, idPart, supPart) }
 		if i < parts-1 {
 			if err := l.db.Update(put); err != nil {
 				return fmt.Errorf("ledger: index entries (part %d of %d): %w", i+1, parts, err)

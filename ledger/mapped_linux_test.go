@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"os"
@@ -128,5 +129,45 @@ func TestLedgerKeepsItsMappedPagesWithinTheBudget(t *testing.T) {
 			t.Fatalf("after reading the whole file, %d bytes of it mapped and %d releases; the budget is %d", rss, l.MappedReleases(), budget)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Writers release the map in the middle of their transactions (every
+// few hundred puts, past the budget): what they write must not change.
+func TestReleasingInTheMiddleOfWritesChangesNothing(t *testing.T) {
+	const n = 10_000
+	kept := mappedLedger(t, n, ledger.Options{MappedResident: -1})
+	released := mappedLedger(t, n, ledger.Options{MappedResident: 1 << 12})
+	for _, l := range []*ledger.Ledger{kept, released} {
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RebuildProjections(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.Verify(context.Background()); err != nil || got != n {
+			t.Fatalf("verify: %d entries, %v", got, err)
+		}
+	}
+	if released.MappedReleases() == 0 {
+		t.Fatal("a ledger with a budget of 4 KiB appended, flushed and rebuilt without releasing its map")
+	}
+	for _, id := range bench.SupplierIDs(n) {
+		a, err := kept.Scorecard(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := released.Scorecard(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("scorecard %s differs when the map was released during the writes:\n%s\n%s", id, a, b)
+		}
+	}
+	ka, kh, _ := kept.Head()
+	ra, rh, _ := released.Head()
+	if ka != ra || kh != rh {
+		t.Fatalf("heads differ: %d %x against %d %x", ka, kh, ra, rh)
 	}
 }

@@ -333,7 +333,7 @@ func (v cardView) toRecords() error {
 	if u.digest, err = (cardView{id: v.id, layers: []*cardUpdate{u}}).hash(u, w.Meta); err != nil {
 		return err
 	}
-	return topCardBuckets(v.tx).put(map[string]*cardUpdate{v.id: u})
+	return topCardBuckets(v.tx, nil).put(map[string]*cardUpdate{v.id: u})
 }
 
 func (v cardView) Record(k scorecard.Kind, id string) (scorecard.Stored, bool, error) {
@@ -497,10 +497,14 @@ func (l *Ledger) readCards(fn func(pending map[string]*cardUpdate, tx *bolt.Tx) 
 }
 
 // cardBuckets are the buckets a card is written to.
-type cardBuckets struct{ whole, records, digests *bolt.Bucket }
+// tick, if set, is called after each put (putInOrder).
+type cardBuckets struct {
+	whole, records, digests *bolt.Bucket
+	tick                    func()
+}
 
-func topCardBuckets(tx *bolt.Tx) cardBuckets {
-	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests)}
+func topCardBuckets(tx *bolt.Tx, tick func()) cardBuckets {
+	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests), tick}
 }
 
 // put writes the updates of sets (older first) to the buckets, each
@@ -535,13 +539,13 @@ func (cb cardBuckets) put(sets ...map[string]*cardUpdate) error {
 			}
 		}
 	}
-	if err := putSorted(cb.whole, whole); err != nil {
+	if err := putSorted(cb.whole, whole, cb.tick); err != nil {
 		return fmt.Errorf("put scorecards: %w", err)
 	}
-	if err := putSorted(cb.records, records); err != nil {
+	if err := putSorted(cb.records, records, cb.tick); err != nil {
 		return fmt.Errorf("put scorecard records: %w", err)
 	}
-	if err := putSorted(cb.digests, digests); err != nil {
+	if err := putSorted(cb.digests, digests, cb.tick); err != nil {
 		return fmt.Errorf("put scorecard digests: %w", err)
 	}
 	return nil
@@ -551,16 +555,21 @@ type kv struct{ k, v []byte }
 
 // putSorted puts kvs in key order. The sort is stable: of equal keys the
 // one given last is put last, and wins.
-func putSorted(b *bolt.Bucket, kvs []kv) error {
+func putSorted(b *bolt.Bucket, kvs []kv, tick func()) error {
 	slices.SortStableFunc(kvs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
-	return putInOrder(b, kvs)
+	return putInOrder(b, kvs, tick)
 }
 
-// putInOrder puts kvs, already in key order.
-func putInOrder(b *bolt.Bucket, kvs []kv) error {
+// putInOrder puts kvs, already in key order, calling tick (if set) after
+// each: a large write reads the bucket's pages through the map faster
+// than the mapped-pages watch is scheduled (see mapped.go).
+func putInOrder(b *bolt.Bucket, kvs []kv, tick func()) error {
 	for _, x := range kvs {
 		if err := b.Put(x.k, x.v); err != nil {
 			return fmt.Errorf("%q: %w", x.k, err)
+		}
+		if tick != nil {
+			tick()
 		}
 	}
 	return nil
@@ -568,8 +577,8 @@ func putInOrder(b *bolt.Bucket, kvs []kv) error {
 
 // writeCards stores card updates (older sets first) and records that the
 // stored cards now reflect the log up to seq.
-func writeCards(tx *bolt.Tx, seq uint64, sets ...map[string]*cardUpdate) error {
-	if err := topCardBuckets(tx).put(sets...); err != nil {
+func writeCards(tx *bolt.Tx, tick func(), seq uint64, sets ...map[string]*cardUpdate) error {
+	if err := topCardBuckets(tx, tick).put(sets...); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyCardsSeq, u64(seq))
@@ -606,9 +615,9 @@ func (l *Ledger) flushInParts(seq uint64, now time.Time) error {
 		last := len(ids) == 0
 		err := l.commit(func(tx *bolt.Tx) error {
 			if last {
-				return writeCards(tx, seq, part)
+				return writeCards(tx, l.mappedTick, seq, part)
 			}
-			return topCardBuckets(tx).put(part)
+			return topCardBuckets(tx, l.mappedTick).put(part)
 		}, func() {
 			if last {
 				l.pending.reset(now)
@@ -809,7 +818,7 @@ func (l *Ledger) catchUp(readOnly bool) error {
 		return nil
 	}
 	err = l.db.Update(func(tx *bolt.Tx) error {
-		if err := writeCards(tx, to, updates); err != nil {
+		if err := writeCards(tx, l.mappedTick, to, updates); err != nil {
 			return err
 		}
 		if l.cp == nil {
