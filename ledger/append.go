@@ -386,7 +386,7 @@ func (b *batch) apply(seq uint64, o *envelope.Opened) error {
 	if c, ok := b.dirty[id]; ok {
 		b.cards[id] = c
 	}
-	v := viewOf(b.tx, id, b.pending)
+	v := b.ledger.view(b.tx, id, b.pending)
 	if _, ok := b.cards[id]; !ok && v.whole != nil {
 		// Stored whole (rebuilt): into records first, so that only the
 		// records this and later events name are held.
@@ -397,7 +397,7 @@ func (b *batch) apply(seq uint64, o *envelope.Opened) error {
 			b.converted = map[string]bool{}
 		}
 		b.converted[id] = true
-		v = viewOf(b.tx, id, b.pending)
+		v = b.ledger.view(b.tx, id, b.pending)
 	}
 	return applyPartial(b.cards, v, seq, o)
 }

@@ -175,6 +175,7 @@ type cardView struct {
 	tx     *bolt.Tx
 	layers []*cardUpdate
 	whole  []byte
+	tick   func() // if set, called after each read of the file (mapped.go)
 }
 
 var _ scorecard.Store = cardView{}
@@ -196,6 +197,15 @@ func viewOf(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
 	return v
 }
 
+// view is viewOf with the ledger's mapped-pages tick: a card's records
+// are read through bbolt's map, and the appender and the publications
+// read many (mapped.go).
+func (l *Ledger) view(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
+	v := viewOf(tx, id, sets...)
+	v.tick = l.mappedTick
+	return v
+}
+
 // records is the bucket of cards in records, nil if there is none (no
 // transaction, or a file from before cards were stored so, read-only).
 func (v cardView) records() *bolt.Bucket {
@@ -207,6 +217,9 @@ func (v cardView) records() *bolt.Bucket {
 
 func (v cardView) get(tag byte, id string) []byte {
 	if b := v.records(); b != nil {
+		if v.tick != nil {
+			v.tick()
+		}
 		return b.Get(cardKey(v.id, tag, id))
 	}
 	return nil
@@ -390,6 +403,9 @@ func (v cardView) each(k scorecard.Kind, n int, fn func([]byte) error) error {
 		prefix := cardKey(v.id, byte(k), "")
 		cur := b.Cursor()
 		for ck, cv := cur.Seek(prefix); ck != nil && bytes.HasPrefix(ck, prefix); ck, cv = cur.Next() {
+			if v.tick != nil {
+				v.tick()
+			}
 			r, err := readRecord(v.id, cv)
 			if err == nil {
 				err = place(ck[len(prefix):], r)
@@ -688,7 +704,7 @@ func (l *Ledger) publishCards(older map[string]*cardUpdate, tx *bolt.Tx, inTx ma
 			return nil, err
 		}
 		u := newUpdate(wr)
-		v := viewOf(tx, id, older)
+		v := l.view(tx, id, older)
 		// An update holds every record of a card that was whole (see
 		// cardView), so the whole value, if still stored, is not it.
 		v.layers, v.whole = append([]*cardUpdate{u}, v.layers...), nil
@@ -781,7 +797,7 @@ func (l *Ledger) catchUp(readOnly bool) error {
 				if err != nil {
 					return &ChainError{Seq: seq, Err: err}
 				}
-				if err := applyPartial(cards, viewOf(tx, o.Event.SupplierId), seq, o); err != nil {
+				if err := applyPartial(cards, l.view(tx, o.Event.SupplierId), seq, o); err != nil {
 					return err
 				}
 				seq, n = seq+1, n+1

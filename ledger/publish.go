@@ -63,7 +63,7 @@ func (l *Ledger) forget(touched map[string]*scorecard.Card) error {
 func (l *Ledger) reload(id string) (*scorecard.Card, error) {
 	var c *scorecard.Card
 	err := l.db.View(func(tx *bolt.Tx) error {
-		v := viewOf(tx, id, l.pending.cards)
+		v := l.view(tx, id, l.pending.cards)
 		var err error
 		if c, err = v.card(); err != nil {
 			return err

@@ -27,7 +27,7 @@ const pageSize = 2048
 func (l *Ledger) Scorecard(supplierID string) ([]byte, error) {
 	var buf bytes.Buffer
 	err := l.readCards(func(pending map[string]*cardUpdate, tx *bolt.Tx) error {
-		ok, err := viewOf(tx, supplierID, pending).assemble(&buf)
+		ok, err := l.view(tx, supplierID, pending).assemble(&buf)
 		if err == nil && !ok {
 			err = fmt.Errorf("%w: scorecard of supplier %q", ErrNotFound, supplierID)
 		}
