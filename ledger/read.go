@@ -459,6 +459,7 @@ func (l *Ledger) rebuildCard(id string, head uint64) (*cardUpdate, error) {
 				if seq > head {
 					return nil // n < pageSize: the last page
 				}
+				l.mappedTick()
 				env, err := entryEnvelope(seq, events.Get(k[len(prefix):]))
 				if err != nil {
 					return &ChainError{Seq: seq, Err: err}
