@@ -42,24 +42,27 @@ const mappedPoll = 5 * time.Millisecond
 
 var errReleaseUnsupported = errors.New("ledger: releasing mapped pages is not supported on this system")
 
-// mappedTickEvery is how many puts of a write go between two readings of
-// the resident size (mappedTick): a reading is a few microseconds, a put
-// about one.
+// mappedTickEvery is how many reads or puts of the file go between two
+// readings of the resident size by the goroutine doing them (mappedTick):
+// a reading is a few microseconds, a put or a read about one.
 const mappedTickEvery = 256
 
 // mappedWatch releases the ledger's mapped pages whenever the process's
 // file-backed resident memory has grown by more than budget since the
-// last release. It reads the size every mappedPoll, and writers read it
-// every mappedTickEvery puts (mappedTick): with both cores busy a
-// goroutine on a timer waits 10-30 ms for one, and a large write (a flush
-// of the scorecards, a rebuild's staged cards) reads the map at several
-// GB/s meanwhile.
+// last release. Its goroutine reads the size every mappedPoll; the
+// appender, the writers and the card readers read it every
+// mappedTickEvery reads or puts (mappedTick) and, past the budget, wake
+// the goroutine: with both cores busy a goroutine on a timer waits 10-30
+// ms for one, and an ingest of 1,000,000 events maps the file at several
+// GB/s meanwhile. The release itself (2-7 ms to unmap 60-230 MB) is left
+// to the goroutine, so the appender does not wait for it.
 type mappedWatch struct {
 	budget   int64
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     sync.WaitGroup
-	puts     atomic.Uint32
+	kick     chan struct{} // the budget is passed: release now
+	ticks    atomic.Uint32
 
 	mu       sync.Mutex
 	base     int64 // file-backed resident bytes after the last release
@@ -77,7 +80,7 @@ func (l *Ledger) watchMapped(budget int64) {
 	if err != nil {
 		return
 	}
-	w := &mappedWatch{budget: budget, base: base, stop: make(chan struct{})}
+	w := &mappedWatch{budget: budget, base: base, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	l.mapped = w
 	w.done.Add(1)
 	go func() {
@@ -89,32 +92,37 @@ func (l *Ledger) watchMapped(budget int64) {
 			case <-w.stop:
 				return
 			case <-t.C:
+			case <-w.kick:
 			}
-			if !l.checkMapped() {
+			if !w.release(l) {
 				return
 			}
 		}
 	}()
 }
 
-// mappedTick is called by writers after each put.
+// mappedTick is called by the ledger's goroutines after each read or put
+// of the file.
 func (l *Ledger) mappedTick() {
-	if l.mapped != nil && l.mapped.puts.Add(1)%mappedTickEvery == 0 {
-		l.checkMapped()
+	w := l.mapped
+	if w == nil || w.ticks.Add(1)%mappedTickEvery != 0 {
+		return
+	}
+	if !w.mu.TryLock() {
+		return // a release is under way
+	}
+	over := !w.failed && w.over()
+	w.mu.Unlock()
+	if over {
+		select {
+		case w.kick <- struct{}{}:
+		default: // already woken
+		}
 	}
 }
 
-// checkMapped releases the mapped pages if they are past the budget. It
-// reports false once a reading or a release has failed (closed under the
-// watch, or the kernel refused): reading the file does not depend on the
-// release, so the watch stops trying.
-func (l *Ledger) checkMapped() bool {
-	w := l.mapped
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.failed {
-		return false
-	}
+// over reports whether the mapped pages are past the budget (w.mu held).
+func (w *mappedWatch) over() bool {
 	now, err := residentFile()
 	if err != nil {
 		w.failed = true
@@ -125,14 +133,25 @@ func (l *Ledger) checkMapped() bool {
 		// the process): measure from here.
 		w.base = now
 	}
-	if now-w.base <= w.budget {
-		return true
+	return now-w.base > w.budget
+}
+
+// release releases the mapped pages if they are past the budget. It
+// reports false once a reading or a release has failed (closed under the
+// watch, or the kernel refused): reading the file does not depend on the
+// release, so the watch stops trying.
+func (w *mappedWatch) release(l *Ledger) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed || !w.over() {
+		return !w.failed
 	}
 	if err := l.ReleaseMapped(); err != nil {
 		w.failed = true
 		return false
 	}
 	w.releases++
+	var err error
 	if w.base, err = residentFile(); err != nil {
 		w.failed = true
 		return false
