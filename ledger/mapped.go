@@ -57,7 +57,7 @@ const mappedTickEvery = 1024
 // mappedTickEvery reads or puts (mappedTick) and, past the budget, wake
 // the goroutine: an ingest of 1,000,000 events maps the file at several
 // GB/s, and with both cores busy, polling alone let the map reach 244 MB
-// past the last release (108 MB with the readers' readings). The release
+// past the last release (108 MB with readings every 256 reads). The release
 // itself (2-8 ms to unmap 60-230 MB in the runs logged) is left to the
 // goroutine, so the appender does not wait for it.
 type mappedWatch struct {
