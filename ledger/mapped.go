@@ -14,7 +14,7 @@ import (
 // map is dropped — which bbolt does only when the file outgrows it. A
 // rebuild or a verification reads the whole file, so without a limit the
 // process's RSS grows with the ledger: 2,100 MiB at 1,000,000 events
-// against 440 at 100,000 in sal bench, nearly all of it the file.
+// against about 400 at 100,000 in sal bench, nearly all of it the file.
 //
 // So the ledger watches how much of its mapping is resident and, past a
 // budget, tells the kernel it no longer needs the pages it has mapped

@@ -132,8 +132,9 @@ func TestLedgerKeepsItsMappedPagesWithinTheBudget(t *testing.T) {
 	}
 }
 
-// Writers release the map in the middle of their transactions (every
-// few hundred puts, past the budget): what they write must not change.
+// The watch releases the map while writers are in the middle of their
+// transactions (they wake it past the budget): what they write must not
+// change.
 func TestReleasingInTheMiddleOfWritesChangesNothing(t *testing.T) {
 	const n = 10_000
 	kept := mappedLedger(t, n, ledger.Options{MappedResident: -1})

@@ -180,10 +180,12 @@ type cardView struct {
 
 var _ scorecard.Store = cardView{}
 
-// viewOf is the view of a supplier's card in tx under the given sets of
-// updates, newest first.
-func viewOf(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
-	v := cardView{id: id, tx: tx}
+// view is the view of a supplier's card in tx under the given sets of
+// updates, newest first, with the ledger's mapped-pages tick: a card's
+// records are read through bbolt's map, and the appender and the
+// publications read many (mapped.go).
+func (l *Ledger) view(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
+	v := cardView{id: id, tx: tx, tick: l.mappedTick}
 	for _, s := range sets {
 		if u, ok := s[id]; ok {
 			v.layers = append(v.layers, u)
@@ -194,15 +196,6 @@ func viewOf(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
 			v.whole = b.Get([]byte(id))
 		}
 	}
-	return v
-}
-
-// view is viewOf with the ledger's mapped-pages tick: a card's records
-// are read through bbolt's map, and the appender and the publications
-// read many (mapped.go).
-func (l *Ledger) view(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
-	v := viewOf(tx, id, sets...)
-	v.tick = l.mappedTick
 	return v
 }
 
@@ -346,7 +339,7 @@ func (v cardView) toRecords() error {
 	if u.digest, err = (cardView{id: v.id, layers: []*cardUpdate{u}}).hash(u, w.Meta); err != nil {
 		return err
 	}
-	return topCardBuckets(v.tx, nil).put(map[string]*cardUpdate{v.id: u})
+	return topCardBuckets(v.tx, v.tick).put(map[string]*cardUpdate{v.id: u})
 }
 
 func (v cardView) Record(k scorecard.Kind, id string) (scorecard.Stored, bool, error) {
@@ -578,7 +571,7 @@ func putSorted(b *bolt.Bucket, kvs []kv, tick func()) error {
 
 // putInOrder puts kvs, already in key order, calling tick (if set) after
 // each: a large write reads the bucket's pages through the map faster
-// than the mapped-pages watch is scheduled (see mapped.go).
+// than the mapped-pages watch polls (see mapped.go).
 func putInOrder(b *bolt.Bucket, kvs []kv, tick func()) error {
 	for _, x := range kvs {
 		if err := b.Put(x.k, x.v); err != nil {
