@@ -448,7 +448,7 @@ func (b *batch) finish() error {
 			b.flush, b.inParts = false, true
 		}
 		if b.flush {
-			if err := writeCards(b.tx, b.ledger.mappedTick, b.head.seq, b.pending, b.updates); err != nil {
+			if err := b.ledger.writeCards(b.tx, b.head.seq, b.pending, b.updates); err != nil {
 				return err
 			}
 		}

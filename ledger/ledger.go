@@ -112,6 +112,9 @@ type Ledger struct {
 	// supplier_events buckets (ids.go), changed under pending.mu.
 	unindexed *unindexed
 	indexing  indexing
+	// absent knows keys card_records has never held (absent.go); nil when
+	// read-only.
+	absent *absentKeys
 	// Publication (see publish.go), guarded by appendMu: the cards changed
 	// and the results of batches committed since the last publication.
 	dirty       map[string]*scorecard.Card
@@ -267,6 +270,9 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 			}
 			if err := loadRegistry(tx, reg); err != nil {
 				return err
+			}
+			if !opts.ReadOnly {
+				l.absent = loadAbsentKeys(tx.Bucket(bucketCardRecords))
 			}
 			cardsFormat = bytes.Clone(meta.Get(keyCardsFormat))
 			un, err := loadUnindexed(tx)

@@ -176,6 +176,9 @@ type cardView struct {
 	layers []*cardUpdate
 	whole  []byte
 	tick   func() // if set, called after each read of the file (mapped.go)
+	// absent, if set, answers reads of keys card_records has never held
+	// without the file (absent.go).
+	absent *absentKeys
 }
 
 var _ scorecard.Store = cardView{}
@@ -185,7 +188,7 @@ var _ scorecard.Store = cardView{}
 // records are read through bbolt's map, and the appender and the
 // publications read many (mapped.go).
 func (l *Ledger) view(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
-	v := cardView{id: id, tx: tx, tick: l.mappedTick}
+	v := cardView{id: id, tx: tx, tick: l.mappedTick, absent: l.absent}
 	for _, s := range sets {
 		if u, ok := s[id]; ok {
 			v.layers = append(v.layers, u)
@@ -209,13 +212,18 @@ func (v cardView) records() *bolt.Bucket {
 }
 
 func (v cardView) get(tag byte, id string) []byte {
-	if b := v.records(); b != nil {
-		if v.tick != nil {
-			v.tick()
-		}
-		return b.Get(cardKey(v.id, tag, id))
+	b := v.records()
+	if b == nil {
+		return nil
 	}
-	return nil
+	key := cardKey(v.id, tag, id)
+	if v.absent.absent(key) {
+		return nil
+	}
+	if v.tick != nil {
+		v.tick()
+	}
+	return b.Get(key)
 }
 
 // section is a section's stored state: its hash and its records' leaves,
@@ -339,7 +347,7 @@ func (v cardView) toRecords() error {
 	if u.digest, err = (cardView{id: v.id, layers: []*cardUpdate{u}}).hash(u, w.Meta); err != nil {
 		return err
 	}
-	return topCardBuckets(v.tx, v.tick).put(map[string]*cardUpdate{v.id: u})
+	return cardBuckets{v.tx.Bucket(bucketWholeCards), v.tx.Bucket(bucketCardRecords), v.tx.Bucket(bucketCardDigests), v.tick, v.absent}.put(map[string]*cardUpdate{v.id: u})
 }
 
 func (v cardView) Record(k scorecard.Kind, id string) (scorecard.Stored, bool, error) {
@@ -506,14 +514,17 @@ func (l *Ledger) readCards(fn func(pending map[string]*cardUpdate, tx *bolt.Tx) 
 }
 
 // cardBuckets are the buckets a card is written to.
-// tick, if set, is called after each put (putInOrder).
+// tick, if set, is called after each put (putInOrder); absent, if set,
+// is told every key put in records.
 type cardBuckets struct {
 	whole, records, digests *bolt.Bucket
 	tick                    func()
+	absent                  *absentKeys
 }
 
-func topCardBuckets(tx *bolt.Tx, tick func()) cardBuckets {
-	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests), tick}
+// cardBuckets are the ledger's buckets of cards in tx.
+func (l *Ledger) cardBuckets(tx *bolt.Tx) cardBuckets {
+	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests), l.mappedTick, l.absent}
 }
 
 // put writes the updates of sets (older first) to the buckets, each
@@ -551,6 +562,9 @@ func (cb cardBuckets) put(sets ...map[string]*cardUpdate) error {
 	if err := putSorted(cb.whole, whole, cb.tick); err != nil {
 		return fmt.Errorf("put scorecards: %w", err)
 	}
+	for _, x := range records {
+		cb.absent.add(x.k)
+	}
 	if err := putSorted(cb.records, records, cb.tick); err != nil {
 		return fmt.Errorf("put scorecard records: %w", err)
 	}
@@ -586,8 +600,8 @@ func putInOrder(b *bolt.Bucket, kvs []kv, tick func()) error {
 
 // writeCards stores card updates (older sets first) and records that the
 // stored cards now reflect the log up to seq.
-func writeCards(tx *bolt.Tx, tick func(), seq uint64, sets ...map[string]*cardUpdate) error {
-	if err := topCardBuckets(tx, tick).put(sets...); err != nil {
+func (l *Ledger) writeCards(tx *bolt.Tx, seq uint64, sets ...map[string]*cardUpdate) error {
+	if err := l.cardBuckets(tx).put(sets...); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyCardsSeq, u64(seq))
@@ -624,9 +638,9 @@ func (l *Ledger) flushInParts(seq uint64, now time.Time) error {
 		last := len(ids) == 0
 		err := l.commit(func(tx *bolt.Tx) error {
 			if last {
-				return writeCards(tx, l.mappedTick, seq, part)
+				return l.writeCards(tx, seq, part)
 			}
-			return topCardBuckets(tx, l.mappedTick).put(part)
+			return l.cardBuckets(tx).put(part)
 		}, func() {
 			if last {
 				l.pending.reset(now)
@@ -827,7 +841,7 @@ func (l *Ledger) catchUp(readOnly bool) error {
 		return nil
 	}
 	err = l.db.Update(func(tx *bolt.Tx) error {
-		if err := writeCards(tx, l.mappedTick, to, updates); err != nil {
+		if err := l.writeCards(tx, to, updates); err != nil {
 			return err
 		}
 		if l.cp == nil {

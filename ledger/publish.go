@@ -119,7 +119,7 @@ func (l *Ledger) publishAll() error {
 	}
 	now := l.now()
 	err = l.commit(func(tx *bolt.Tx) error {
-		if err := writeCards(tx, l.mappedTick, head, l.pending.cards, updates); err != nil {
+		if err := l.writeCards(tx, head, l.pending.cards, updates); err != nil {
 			return err
 		}
 		if l.cp == nil {
