@@ -9,27 +9,30 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Records known to be absent.
+// Keys known to be absent.
 //
 // Applying an event reads the records it names from card_records, and most
 // of those reads find nothing: a new commitment, assessment or breach is
 // looked up before it is added (is the id already taken?), and a card's
 // first events look for sections it has never had. In sal bench every
-// record read of the ingest missed. A miss still walks the bucket's
-// pages down to the leaf where the key would be, and a supplier's keys
-// are together, so the ingest's misses touch the leaf of every supplier
-// it carries: pages read through bbolt's map, which the mapped-pages
-// watch (mapped.go) hands back past its budget and the next miss maps
-// again, each fault mapping its neighbours too.
+// record read of the ingest missed. Every event's id is looked up in
+// event_ids too (has it been stored already?), and for a new event that
+// misses. A miss still walks the bucket's pages down to the leaf where
+// the key would be: a supplier's records are together, so the ingest's
+// misses touch the records leaf of every supplier it carries, and event
+// ids are random, so they touch every leaf of event_ids. Those are pages
+// read through bbolt's map, which the mapped-pages watch (mapped.go)
+// hands back past its budget and the next miss maps again, each fault
+// mapping its neighbours too.
 //
-// absentKeys is a Bloom filter of every key put in card_records since the
-// ledger was opened for writing, filled at Open from the bucket's keys. A
-// key it has not seen is not in the bucket, so the read is answered
-// without the file; a key it may have seen is read as before. It only
-// grows: keys are never deleted from card_records one by one, and a
-// rebuild, which replaces the bucket, leaves it holding keys the new
-// bucket lacks, which costs reads, never a wrong answer (a reader still
-// on the old bucket needs them).
+// An absentKeys is a Bloom filter of every key put in one of those buckets
+// since the ledger was opened for writing, filled at Open from the
+// bucket's keys. A key it has not seen is not in the bucket, so the read
+// is answered without the file; a key it may have seen is read as
+// before. It only grows: keys are never deleted from either bucket one by
+// one, and a rebuild, which replaces card_records, leaves it holding keys
+// the new bucket lacks, which costs reads, never a wrong answer (a reader
+// still on the old bucket needs them).
 //
 // It holds bitsPerKey bits a key (1,000,000 keys: 1.5 MB), in parts of
 // doubling size, so it need not know how many keys will come: at most
@@ -72,7 +75,7 @@ func (p *filterPart) locate(h uint64) (*atomic.Uint64, uint64) {
 	return &p.words[hi], mask
 }
 
-// add records that key is (or is about to be) in card_records.
+// add records that key is (or is about to be) in the bucket.
 func (a *absentKeys) add(key []byte) {
 	if a == nil {
 		return
@@ -92,7 +95,7 @@ func (a *absentKeys) add(key []byte) {
 	last.keys++
 }
 
-// absent says whether key is certainly not in card_records. With no
+// absent says whether key is certainly not in the bucket. With no
 // filter (a ledger opened read-only) nothing is known absent.
 func (a *absentKeys) absent(key []byte) bool {
 	if a == nil {
@@ -108,7 +111,7 @@ func (a *absentKeys) absent(key []byte) bool {
 	return true
 }
 
-// loadAbsentKeys is a filter holding every key of b (card_records), and
+// loadAbsentKeys is a filter holding every key of b, and
 // room for as many again before it grows a part.
 func loadAbsentKeys(b *bolt.Bucket) *absentKeys {
 	seed := maphash.MakeSeed()

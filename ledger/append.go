@@ -200,7 +200,7 @@ func (l *Ledger) appendPrepared(ctx context.Context, p *Prepared, streamSeq uint
 		waiting := len(l.unindexed.ids) + len(b.fresh.ids)
 		indexDue = (flush || inParts) && caughtUp || waiting >= l.indexing.at
 		if merge = indexDue && waiting <= l.indexing.inBatch; merge {
-			return mergeIndexes(tx, headSeq, l.unindexed, b.fresh)
+			return mergeIndexes(tx, l.absentIDs, headSeq, l.unindexed, b.fresh)
 		}
 		return nil
 	}, func() {
@@ -314,7 +314,7 @@ func (b *batch) appendOne(raw []byte) (Result, error) {
 		return b.quarantine(raw, nil, err)
 	}
 	id := o.Event.EventId
-	if seq, ok := findID(b.tx, id, b.fresh, b.recent); ok {
+	if seq, ok := findID(b.tx, b.ledger.absentIDs, id, b.fresh, b.recent); ok {
 		stored, err := decodeEntry(seq, b.tx.Bucket(bucketEvents).Get(u64(seq)))
 		if err != nil {
 			return Result{}, err
@@ -566,7 +566,7 @@ func (l *Ledger) Lookup(eventID string) (r Result, ok bool, err error) {
 // lookup is Lookup, also giving a quarantined event's quarantine sequence.
 func (l *Ledger) lookup(eventID string) (r Result, qseq uint64, ok bool, err error) {
 	err = l.readIndexes(func(tx *bolt.Tx, un *unindexed) error {
-		if seq, found := findID(tx, eventID, un); found {
+		if seq, found := findID(tx, l.absentIDs, eventID, un); found {
 			r, ok = Result{EventID: eventID, Seq: seq}, true
 			return nil
 		}

@@ -103,12 +103,15 @@ func loadUnindexed(tx *bolt.Tx) (*unindexed, error) {
 }
 
 // findID is where the event id is stored: among sets' entries, or in the
-// bucket.
-func findID(tx *bolt.Tx, id string, sets ...*unindexed) (uint64, bool) {
+// bucket, unless absent knows the bucket never held it (absent.go).
+func findID(tx *bolt.Tx, absent *absentKeys, id string, sets ...*unindexed) (uint64, bool) {
 	for _, u := range sets {
 		if seq, ok := u.ids[id]; ok {
 			return seq, true
 		}
+	}
+	if absent.absent([]byte(id)) {
+		return 0, false
 	}
 	if v := tx.Bucket(bucketEventIDs).Get([]byte(id)); v != nil {
 		return beUint64(v), true
@@ -134,8 +137,12 @@ func sortedEntries(sets ...*unindexed) (ids, sups []kv) {
 	return ids, sups
 }
 
-// putEntries puts sorted keys of both buckets.
-func putEntries(tx *bolt.Tx, tick func(), ids, sups []kv) error {
+// putEntries puts sorted keys of both buckets, telling absent (if set)
+// the event ids.
+func putEntries(tx *bolt.Tx, tick func(), absent *absentKeys, ids, sups []kv) error {
+	for _, x := range ids {
+		absent.add(x.k)
+	}
 	if err := putInOrder(tx.Bucket(bucketEventIDs), ids, tick); err != nil {
 		return fmt.Errorf("index event id %w", err)
 	}
@@ -148,9 +155,9 @@ func putEntries(tx *bolt.Tx, tick func(), ids, sups []kv) error {
 // mergeIndexes writes sets' entries to both buckets in tx and records that
 // they cover the log up to head. For a few entries (mergeInBatch): tx
 // then rewrites at most as many pages as a batch did.
-func mergeIndexes(tx *bolt.Tx, head uint64, sets ...*unindexed) error {
+func mergeIndexes(tx *bolt.Tx, absent *absentKeys, head uint64, sets ...*unindexed) error {
 	ids, sups := sortedEntries(sets...)
-	if err := putEntries(tx, nil, ids, sups); err != nil {
+	if err := putEntries(tx, nil, absent, ids, sups); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyIndexedSeq, u64(head))
@@ -189,7 +196,7 @@ func (l *Ledger) indexAll(head uint64) error {
 	for i := range parts {
 		idPart := ids[i*len(ids)/parts : (i+1)*len(ids)/parts]
 		supPart := sups[i*len(sups)/parts : (i+1)*len(sups)/parts]
-		put := func(tx *bolt.Tx) error { return putEntries(tx, l.mappedTick, idPart, supPart) }
+		put := func(tx *bolt.Tx) error { return putEntries(tx, l.mappedTick, l.absentIDs, idPart, supPart) }
 		if i < parts-1 {
 			if err := l.db.Update(put); err != nil {
 				return fmt.Errorf("ledger: index entries (part %d of %d): %w", i+1, parts, err)

@@ -112,9 +112,9 @@ type Ledger struct {
 	// supplier_events buckets (ids.go), changed under pending.mu.
 	unindexed *unindexed
 	indexing  indexing
-	// absent knows keys card_records has never held (absent.go); nil when
-	// read-only.
-	absent *absentKeys
+	// absentRecords and absentIDs know keys card_records and event_ids
+	// have never held (absent.go); nil when read-only.
+	absentRecords, absentIDs *absentKeys
 	// Publication (see publish.go), guarded by appendMu: the cards changed
 	// and the results of batches committed since the last publication.
 	dirty       map[string]*scorecard.Card
@@ -272,7 +272,8 @@ func Open(path string, root ed25519.PublicKey, opts Options) (*Ledger, error) {
 				return err
 			}
 			if !opts.ReadOnly {
-				l.absent = loadAbsentKeys(tx.Bucket(bucketCardRecords))
+				l.absentRecords = loadAbsentKeys(tx.Bucket(bucketCardRecords))
+				l.absentIDs = loadAbsentKeys(tx.Bucket(bucketEventIDs))
 			}
 			cardsFormat = bytes.Clone(meta.Get(keyCardsFormat))
 			un, err := loadUnindexed(tx)

@@ -188,7 +188,7 @@ var _ scorecard.Store = cardView{}
 // records are read through bbolt's map, and the appender and the
 // publications read many (mapped.go).
 func (l *Ledger) view(tx *bolt.Tx, id string, sets ...map[string]*cardUpdate) cardView {
-	v := cardView{id: id, tx: tx, tick: l.mappedTick, absent: l.absent}
+	v := cardView{id: id, tx: tx, tick: l.mappedTick, absent: l.absentRecords}
 	for _, s := range sets {
 		if u, ok := s[id]; ok {
 			v.layers = append(v.layers, u)
@@ -524,7 +524,7 @@ type cardBuckets struct {
 
 // cardBuckets are the ledger's buckets of cards in tx.
 func (l *Ledger) cardBuckets(tx *bolt.Tx) cardBuckets {
-	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests), l.mappedTick, l.absent}
+	return cardBuckets{tx.Bucket(bucketWholeCards), tx.Bucket(bucketCardRecords), tx.Bucket(bucketCardDigests), l.mappedTick, l.absentRecords}
 }
 
 // put writes the updates of sets (older first) to the buckets, each

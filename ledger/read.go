@@ -375,7 +375,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 			}
 			err = l.db.Update(func(tx *bolt.Tx) error {
 				st := tx.Bucket(bucketRebuild)
-				return cardBuckets{st.Bucket(bucketWholeCards), st.Bucket(bucketCardRecords), st.Bucket(bucketCardDigests), l.mappedTick, l.absent}.put(chunk)
+				return cardBuckets{st.Bucket(bucketWholeCards), st.Bucket(bucketCardRecords), st.Bucket(bucketCardDigests), l.mappedTick, l.absentRecords}.put(chunk)
 			})
 			if err != nil {
 				err = fmt.Errorf("write staged scorecards: %w", err)
