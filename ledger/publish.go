@@ -113,6 +113,16 @@ func (l *Ledger) publishAll() error {
 	if err := l.indexAll(head); err != nil {
 		return err
 	}
+	// The published cards not yet written go first, in parts (as a batch
+	// flushes them): in the one transaction below with the rest, bbolt
+	// held the nodes of every page they touch at once (sal bench,
+	// 1,000,000 events: 82 MB of the ingest's 228 MiB peak live heap).
+	// They reflect the log up to the last publication.
+	if l.pending.size > l.partBytes() {
+		if err := l.flushInParts(l.published.Load(), l.now()); err != nil {
+			return err
+		}
+	}
 	updates, err := l.publishCards(l.pending.cards, nil, nil, l.dirty)
 	if err != nil {
 		return err
