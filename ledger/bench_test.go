@@ -81,7 +81,13 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), ledger.Options{Now: func() time.Time { return now }, NoSync: true})
+	opts := ledger.Options{Now: func() time.Time { return now }, NoSync: true}
+	// SAL_BENCH_MAPPED_RESIDENT: the mapped-pages budget in MiB (-1: never
+	// release), as sal bench -mapped-resident.
+	if v, err := strconv.Atoi(os.Getenv("SAL_BENCH_MAPPED_RESIDENT")); err == nil && v != 0 {
+		opts.MappedResident = int64(v) << 20
+	}
+	l, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), k.Root.Public().(ed25519.PublicKey), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

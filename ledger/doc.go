@@ -46,7 +46,10 @@
 //	                             breaches open against it (4-byte big-endian)
 //	            id 0x00 'a' assessment-id -> the id of the commitment
 //	                             holding that assessment
-//	            id 0x00 'h' kind -> the section's hash(32) || the leaf
+//	            id 0x00 'h' kind -> in a file from before card_sections:
+//	                             the section's state as kept then, no
+//	                             longer read
+//	card_sections id 0x00 kind -> the section's hash(32) || the leaf
 //	                             hash(32) of each of its records, in order
 //	                             (scorecard.Hash): publishing a card hashes
 //	                             only the records an event changed
@@ -54,13 +57,15 @@
 //	supplier_events id 0x00 seq -> empty (index: a supplier's entries in order;
 //	                             RebuildProjections rebuilds each card from it)
 //	rebuild     (only while RebuildProjections runs) nested buckets
-//	            "scorecards", "card_records" (empty) and "card_digests",
+//	            "scorecards", "card_records" (empty), "card_digests" and
+//	            "card_sections" (empty),
 //	            staged in chunks and moved to the top level in its last
 //	            transaction; one left by a crash is dropped at Open
 //	tree        stored hash index (8) -> SHA-256 (RFC 6962 tree, sumdb/tlog layout)
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
-// The card buckets (scorecards, card_records, card_digests) are the
+// The card buckets (scorecards, card_records, card_digests,
+// card_sections) are the
 // projection (rebuildable). A card is in exactly one of two forms: whole
 // in scorecards, or in card_records; the first event for a card stored
 // whole turns it into records in the transaction that stores the event

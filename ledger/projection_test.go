@@ -586,3 +586,121 @@ func TestCloseWritesHeldCardsInParts(t *testing.T) {
 		}
 	}
 }
+
+// Sections' states are kept in card_sections, none in card_records; a
+// file that kept them in card_records (a sal before card_sections) is
+// read on: those are no longer read, the cards its later events change
+// hash as a rebuild from the log does, and the ledger audits clean.
+func TestSectionStatesOfAnOlderLayout(t *testing.T) {
+	k := bench.DeterministicKeys("sections")
+	evs, err := bench.Events(k, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := k.Root.Public().(ed25519.PublicKey)
+	cs, vkey, _ := keys.NoteSigner("sal.test/sections", k.Root)
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts := ledger.Options{Now: func() time.Time { return clock }, Checkpoints: &ledger.Checkpointer{Origin: "sal.test/sections", Signer: cs}}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.db")
+	appendAll := func(evs [][]byte) {
+		t.Helper()
+		l, err := ledger.Open(path, root, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(evs); i += 200 {
+			if _, err := l.Append(context.Background(), evs[i:min(i+200, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendAll(evs[:1000])
+	// The layout now: states in card_sections only.
+	states := 0
+	viewFile(t, path, func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("card_records")).ForEach(func(k, _ []byte) error {
+			if i := bytes.IndexByte(k, 0); i >= 0 && i+1 < len(k) && k[i+1] == 'h' {
+				return fmt.Errorf("section state %q in card_records", k)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		states = tx.Bucket([]byte("card_sections")).Stats().KeyN
+		return nil
+	})
+	if states < 10 {
+		t.Fatalf("%d section states in card_sections", states)
+	}
+	// As an older sal left it: the states in card_records under 'h'.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		recs := tx.Bucket([]byte("card_records"))
+		if err := tx.Bucket([]byte("card_sections")).ForEach(func(k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			return recs.Put(append(append(bytes.Clone(k[:i+1]), 'h'), k[i+1:]...), bytes.Clone(v))
+		}); err != nil {
+			return err
+		}
+		return tx.DeleteBucket([]byte("card_sections"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(evs[1000:])
+	rebuilt := filepath.Join(dir, "rebuilt.db")
+	ledgertest.CopyFile(t, path, rebuilt)
+	read := func(path string, rebuild bool) (map[string][]byte, map[string][32]byte) {
+		t.Helper()
+		r, err := ledger.Open(path, root, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if rebuild {
+			if err := r.RebuildProjections(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids, err := r.Suppliers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cards, digests := map[string][]byte{}, map[string][32]byte{}
+		for _, id := range ids {
+			if cards[id], err = r.Scorecard(id); err != nil {
+				t.Fatal(err)
+			}
+			if digests[id], err = r.CardDigest(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := audit.Verify(context.Background(), r, audit.Trust{RootKey: root, CheckpointKey: vkey})
+		if err != nil || !rep.OK() {
+			t.Fatalf("audit of %s: %+v, %v", filepath.Base(path), rep.Failure, err)
+		}
+		return cards, digests
+	}
+	gotCards, gotDigests := read(path, false)
+	wantCards, wantDigests := read(rebuilt, true)
+	if len(gotCards) != len(wantCards) || len(gotCards) < 10 {
+		t.Fatalf("%d suppliers read on, %d rebuilt", len(gotCards), len(wantCards))
+	}
+	for id, want := range wantCards {
+		if !bytes.Equal(gotCards[id], want) {
+			t.Fatalf("scorecard of %s read on from the older layout differs from the rebuilt one:\n got %.300s\nwant %.300s", id, gotCards[id], want)
+		}
+		if gotDigests[id] != wantDigests[id] {
+			t.Fatalf("digest of %s read on from the older layout differs from the rebuilt one", id)
+		}
+	}
+}

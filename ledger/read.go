@@ -306,7 +306,7 @@ var bucketRebuild = []byte("rebuild")
 
 // cardBucketNames are the buckets that hold the scorecards.
 func cardBucketNames() [][]byte {
-	return [][]byte{bucketWholeCards, bucketCardRecords, bucketCardDigests}
+	return [][]byte{bucketWholeCards, bucketCardRecords, bucketCardDigests, bucketCardSections}
 }
 
 // rebuildChunk bounds the encoded cards a rebuild holds before writing
@@ -375,7 +375,7 @@ func (l *Ledger) rebuildCards(ctx context.Context, ids []string, head uint64) er
 			}
 			err = l.db.Update(func(tx *bolt.Tx) error {
 				st := tx.Bucket(bucketRebuild)
-				return cardBuckets{st.Bucket(bucketWholeCards), st.Bucket(bucketCardRecords), st.Bucket(bucketCardDigests), l.mappedTick, l.absentRecords}.put(chunk)
+				return cardBuckets{st.Bucket(bucketWholeCards), st.Bucket(bucketCardRecords), st.Bucket(bucketCardDigests), st.Bucket(bucketCardSections), l.mappedTick, l.absentRecords}.put(chunk)
 			})
 			if err != nil {
 				err = fmt.Errorf("write staged scorecards: %w", err)
