@@ -65,8 +65,8 @@
 //	checkpoints tree size     -> signed checkpoint note (see tree.go)
 //
 // The card buckets (scorecards, card_records, card_digests,
-// card_sections) are the
-// projection (rebuildable). A card is in exactly one of two forms: whole
+// card_sections) are the projection (rebuildable). A card is in exactly
+// one of two forms: whole
 // in scorecards, or in card_records; the first event for a card stored
 // whole turns it into records in the transaction that stores the event
 // (and deletes the whole value). Its JSON — what Scorecard serves and

@@ -86,7 +86,7 @@ var (
 // id and a zero byte, so a supplier's keys are together, then a tag: a
 // section's kind (its records, by id), or one of these.
 const (
-	frameTag   = 'f' // the frame
+	frameTag  = 'f' // the frame
 	holderTag = 'a' // by assessment id: the commitment that holds it
 )
 
