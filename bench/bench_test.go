@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,15 @@ func TestRunOnASmallLoad(t *testing.T) {
 	for _, name := range []string{"ingest: publish → verify → append → tree → checkpoint → project", "rebuild projections from the log", "verify: chain, signatures, tree, checkpoints, replayed digests", "query: scorecard p99", "peak RSS", "ceiling: ed25519 verify, all cores, again after the ingest"} {
 		if f, ok := rep.Get(name); !ok || f.Value <= 0 {
 			t.Errorf("figure %q missing or zero: %+v", name, f)
+		}
+	}
+	// Each timed phase says how many cores it kept busy: some CPU, and
+	// never more than the machine has (it is the process's CPU time over
+	// the phase's wall time, not a count of goroutines).
+	for _, name := range []string{"ingest: cores busy", "rebuild: cores busy", "verify: cores busy"} {
+		f, ok := rep.Get(name)
+		if !ok || f.Value <= 0 || f.Value > float64(runtime.NumCPU()) {
+			t.Errorf("figure %q missing or out of (0, %d cores]: %+v", name, runtime.NumCPU(), f)
 		}
 	}
 	// The figures issue #6 sets targets for say what the target is and
